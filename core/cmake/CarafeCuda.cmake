@@ -1,0 +1,46 @@
+# Decides whether the CUDA backend is built (CARAFE_WITH_CUDA) and for which architectures (CARAFE_CUDA_ARCH_LIST).
+include(CheckLanguage)
+
+set(CARAFE_WITH_CUDA OFF)
+if(NOT CARAFE_CUDA STREQUAL "OFF")
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    set(CARAFE_WITH_CUDA ON)
+  elseif(CARAFE_CUDA STREQUAL "ON")
+    message(FATAL_ERROR
+      "CARAFE_CUDA=ON but no CUDA compiler was found. Put nvcc on PATH, or point CUDACXX / "
+      "-DCMAKE_CUDA_COMPILER=/path/to/nvcc at one, or configure with -DCARAFE_CUDA=OFF for a CPU-only build.")
+  else()
+    message(STATUS "libcarafe: no CUDA compiler found; building the CPU backend only")
+  endif()
+endif()
+
+if(CARAFE_WITH_CUDA)
+  # The architectures must be known before enable_language(CUDA) compiles its test program.
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+    set(CMAKE_CUDA_ARCHITECTURES OFF)
+  endif()
+  enable_language(CUDA)
+  set(CMAKE_CUDA_STANDARD 17)
+  set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+  find_package(CUDAToolkit REQUIRED)
+
+  if(CARAFE_CUDA_ARCHITECTURES STREQUAL "auto")
+    # Real code for each major architecture the toolkit supports (Turing 7.5 stands in for its generation),
+    # PTX for the newest so that later GPUs still run (JIT-compiled by the driver).
+    set(_v ${CMAKE_CUDA_COMPILER_VERSION})
+    if(_v VERSION_GREATER_EQUAL 13.0)
+      set(CARAFE_CUDA_ARCH_LIST 75-real 80-real 90-real 100-real 110-real 120-real 120-virtual)
+    elseif(_v VERSION_GREATER_EQUAL 12.8)
+      set(CARAFE_CUDA_ARCH_LIST 70-real 75-real 80-real 90-real 100-real 120-real 120-virtual)
+    elseif(_v VERSION_GREATER_EQUAL 11.8)
+      set(CARAFE_CUDA_ARCH_LIST 70-real 75-real 80-real 90-real 90-virtual)
+    else()
+      message(FATAL_ERROR "libcarafe needs CUDA 11.8 or newer, found ${_v}")
+    endif()
+  else()
+    set(CARAFE_CUDA_ARCH_LIST ${CARAFE_CUDA_ARCHITECTURES})
+  endif()
+  string(REPLACE ";" "," CARAFE_CUDA_ARCH_TEXT "${CARAFE_CUDA_ARCH_LIST}")
+  message(STATUS "libcarafe: CUDA ${CMAKE_CUDA_COMPILER_VERSION} backend for architectures ${CARAFE_CUDA_ARCH_TEXT}")
+endif()

@@ -1,0 +1,30 @@
+// The backends behind the public API; both have the same signatures. carafe.cpp validates and dispatches.
+#pragma once
+
+#include "carafe/carafe.h"
+
+namespace carafe {
+namespace cpu {
+
+void reassemble_forward(const Problem& problem, const Device& device, ConstTensorRef features,
+                        ConstTensorRef masks, TensorRef output);
+void reassemble_backward(const Problem& problem, const Device& device, ConstTensorRef grad_output,
+                         ConstTensorRef features, ConstTensorRef masks, TensorRef grad_features,
+                         TensorRef grad_masks);
+
+}  // namespace cpu
+
+namespace cuda {
+
+// Defined in cuda/reassemble_cuda.cu when the CUDA backend is built; otherwise they throw.
+void reassemble_forward(const Problem& problem, const Device& device, ConstTensorRef features,
+                        ConstTensorRef masks, TensorRef output);
+void reassemble_backward(const Problem& problem, const Device& device, ConstTensorRef grad_output,
+                         ConstTensorRef features, ConstTensorRef masks, TensorRef grad_features,
+                         TensorRef grad_masks);
+
+// CUDART_VERSION the backend was compiled with; 0 when it was not built.
+int compiled_runtime_version();
+
+}  // namespace cuda
+}  // namespace carafe

@@ -1,0 +1,94 @@
+// The public API: argument checks, then dispatch to the backend the Device names.
+#include "carafe/carafe.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "backends.h"
+
+#ifndef CARAFE_VERSION
+#define CARAFE_VERSION "0.0.0"
+#endif
+#ifndef CARAFE_CUDA_ARCHITECTURES
+#define CARAFE_CUDA_ARCHITECTURES ""
+#endif
+#ifndef CARAFE_CXX_COMPILER
+#define CARAFE_CXX_COMPILER ""
+#endif
+
+namespace carafe {
+namespace {
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw std::invalid_argument("carafe: " + message);
+}
+
+void require_data(const void* data, const char* name) {
+  require(data != nullptr, std::string(name) + " is a null pointer");
+}
+
+}  // namespace
+
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::Float32: return "float32";
+    case DType::Float64: return "float64";
+    case DType::Float16: return "float16";
+    case DType::BFloat16: return "bfloat16";
+  }
+  return "unknown";
+}
+
+void validate(const Problem& p) {
+  require(p.kernel_size >= 1 && p.kernel_size % 2 == 1,
+          "kernel_size must be an odd integer >= 1, got " + std::to_string(p.kernel_size));
+  require(p.scale_factor >= 1, "scale_factor must be an integer >= 1, got " + std::to_string(p.scale_factor));
+  require(p.group_size >= 1, "group_size must be an integer >= 1, got " + std::to_string(p.group_size));
+  require(p.batch > 0 && p.channels > 0 && p.height > 0 && p.width > 0,
+          "features must be non-empty, got (N, C, H, W) = (" + std::to_string(p.batch) + ", " +
+              std::to_string(p.channels) + ", " + std::to_string(p.height) + ", " + std::to_string(p.width) + ")");
+  require(p.channels % p.group_size == 0, "channels (" + std::to_string(p.channels) +
+                                              ") must be divisible by group_size (" +
+                                              std::to_string(p.group_size) + ")");
+  const int code = int(p.dtype);
+  require(code >= 0 && code <= 3, "dtype code " + std::to_string(code) + " is not a supported dtype");
+}
+
+void reassemble_forward(const Problem& problem, const Device& device, ConstTensorRef features,
+                        ConstTensorRef masks, TensorRef output) {
+  validate(problem);
+  require_data(features.data, "features");
+  require_data(masks.data, "masks");
+  require_data(output.data, "output");
+  if (device.kind == DeviceKind::CPU) return cpu::reassemble_forward(problem, device, features, masks, output);
+  if (device.kind == DeviceKind::CUDA) return cuda::reassemble_forward(problem, device, features, masks, output);
+  throw std::invalid_argument("carafe: unknown device kind " + std::to_string(int(device.kind)));
+}
+
+void reassemble_backward(const Problem& problem, const Device& device, ConstTensorRef grad_output,
+                         ConstTensorRef features, ConstTensorRef masks, TensorRef grad_features,
+                         TensorRef grad_masks) {
+  validate(problem);
+  require_data(grad_output.data, "grad_output");
+  require_data(features.data, "features");
+  require_data(masks.data, "masks");
+  require_data(grad_features.data, "grad_features");
+  require_data(grad_masks.data, "grad_masks");
+  if (device.kind == DeviceKind::CPU)
+    return cpu::reassemble_backward(problem, device, grad_output, features, masks, grad_features, grad_masks);
+  if (device.kind == DeviceKind::CUDA)
+    return cuda::reassemble_backward(problem, device, grad_output, features, masks, grad_features, grad_masks);
+  throw std::invalid_argument("carafe: unknown device kind " + std::to_string(int(device.kind)));
+}
+
+BuildInfo build_info() {
+  BuildInfo info;
+  info.version = CARAFE_VERSION;
+  info.cuda_runtime_version = cuda::compiled_runtime_version();
+  info.cuda = info.cuda_runtime_version > 0;
+  if (info.cuda) info.cuda_architectures = CARAFE_CUDA_ARCHITECTURES;
+  info.cxx_compiler = CARAFE_CXX_COMPILER;
+  return info;
+}
+
+}  // namespace carafe

@@ -1,0 +1,196 @@
+// Compares a backend with scalar_reference.h over a grid of problems, dtypes and memory layouts.
+// A backend is a Runner working on host-side buffers (the CUDA runner copies them to the device and back).
+#pragma once
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "carafe/carafe.h"
+#include "carafe/index_math.h"
+#include "carafe/scalar_types.h"
+#include "dtype_dispatch.h"
+#include "scalar_reference.h"
+
+namespace carafe_test {
+
+using carafe::DType;
+using carafe::Strides;
+
+enum class Layout { NCHW, NHWC, Padded };  // Padded: NCHW with gaps after every row and plane (a view)
+
+inline const char* layout_name(Layout l) { return l == Layout::NCHW ? "NCHW" : l == Layout::NHWC ? "NHWC" : "padded"; }
+
+inline size_t dtype_size(DType t) { return t == DType::Float64 ? 8 : t == DType::Float32 ? 4 : 2; }
+
+// Unit roundoff of a dtype.
+inline double unit_roundoff(DType t) {
+  switch (t) {
+    case DType::Float64: return std::ldexp(1.0, -53);
+    case DType::Float32: return std::ldexp(1.0, -24);
+    case DType::Float16: return std::ldexp(1.0, -11);
+    case DType::BFloat16: return std::ldexp(1.0, -8);
+  }
+  return 1;
+}
+
+// A 4-d tensor in host memory with arbitrary element strides.
+struct HostTensor {
+  DType dtype;
+  int64_t sizes[4];
+  Strides strides;
+  std::vector<unsigned char> bytes;
+
+  HostTensor(DType t, int64_t n, int64_t c, int64_t h, int64_t w, Layout layout) : dtype(t), sizes{n, c, h, w} {
+    if (layout == Layout::NHWC) {
+      strides = {h * w * c, 1, w * c, c};
+    } else {
+      const int64_t row = layout == Layout::Padded ? w + 3 : w;
+      const int64_t plane = layout == Layout::Padded ? row * h + 5 : row * h;
+      strides = {plane * c, plane, row, 1};
+    }
+    const int64_t last = (n - 1) * strides.n + (c - 1) * strides.c + (h - 1) * strides.h + (w - 1) * strides.w;
+    bytes.assign(size_t(last + 1) * dtype_size(t), 0xff);  // 0xff..: NaN in every dtype, so gaps never pass as data
+  }
+  int64_t numel() const { return sizes[0] * sizes[1] * sizes[2] * sizes[3]; }
+  int64_t offset(int64_t i) const {  // i-th element in NCHW order
+    const carafe::Index4 idx = carafe::unflatten(i, sizes[1], sizes[2], sizes[3]);
+    return carafe::element_offset(strides, idx.a, idx.b, idx.c, idx.d);
+  }
+  // Stores v rounded to the dtype; returns the value actually stored.
+  double set(int64_t i, double v) {
+    double stored = 0;
+    carafe::dispatch_dtype(dtype, [&](auto tag) {
+      using T = decltype(tag);
+      T* p = reinterpret_cast<T*>(bytes.data()) + offset(i);
+      *p = carafe::store<T>(carafe::accumulate_t<T>(v));
+      stored = double(carafe::load(*p));
+    });
+    return stored;
+  }
+  double get(int64_t i) const {
+    double v = 0;
+    carafe::dispatch_dtype(dtype, [&](auto tag) {
+      using T = decltype(tag);
+      v = double(carafe::load(reinterpret_cast<const T*>(bytes.data())[offset(i)]));
+    });
+    return v;
+  }
+  std::vector<double> to_dense() const {
+    std::vector<double> out(static_cast<size_t>(numel()));
+    for (int64_t i = 0; i < numel(); ++i) out[size_t(i)] = get(i);
+    return out;
+  }
+  carafe::ConstTensorRef cref() const { return {bytes.data(), strides}; }
+  carafe::TensorRef ref() { return {bytes.data(), strides}; }
+};
+
+struct Runner {
+  virtual ~Runner() = default;
+  virtual void forward(const carafe::Problem& p, const HostTensor& x, const HostTensor& m, HostTensor& y) = 0;
+  virtual void backward(const carafe::Problem& p, const HostTensor& dy, const HostTensor& x, const HostTensor& m,
+                        HostTensor& dx, HostTensor& dm) = 0;
+};
+
+inline HostTensor random_tensor(DType t, int64_t n, int64_t c, int64_t h, int64_t w, Layout layout,
+                                std::mt19937_64& rng, std::vector<double>& dense) {
+  HostTensor tensor(t, n, c, h, w, layout);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  dense.resize(size_t(tensor.numel()));
+  for (int64_t i = 0; i < tensor.numel(); ++i) dense[size_t(i)] = tensor.set(i, normal(rng));
+  return tensor;
+}
+
+// Spacing of the dtype's subnormals: the absolute error of rounding a tiny result.
+inline double subnormal_spacing(DType t) {
+  switch (t) {
+    case DType::Float64: return std::ldexp(1.0, -1074);
+    case DType::Float32: return std::ldexp(1.0, -149);
+    case DType::Float16: return std::ldexp(1.0, -24);
+    case DType::BFloat16: return std::ldexp(1.0, -133);
+  }
+  return 1;
+}
+
+// |got - want| <= tolerance per element; the tolerance scales with sum |terms| (the error bound of a sum of
+// rounded products accumulated in float32 / float64) plus the final rounding to the dtype.
+inline int compare(const char* what, const HostTensor& got, const std::vector<double>& want,
+                   const std::vector<double>& abs_terms, DType t) {
+  const double accumulate_eps = t == DType::Float64 ? std::ldexp(1.0, -53) : std::ldexp(1.0, -24);
+  int failures = 0;
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    const double g = got.get(i), w = want[size_t(i)];
+    const double tol = 4 * unit_roundoff(t) * std::fabs(w) + 64 * accumulate_eps * abs_terms[size_t(i)] +
+                       subnormal_spacing(t);
+    if (!(std::fabs(g - w) <= tol)) {
+      if (failures < 3) std::printf("    %s[%lld]: got %.10g, want %.10g (tolerance %.3g)\n", what, (long long)i, g, w, tol);
+      ++failures;
+    }
+  }
+  return failures;
+}
+
+inline bool same_bytes(const HostTensor& a, const HostTensor& b) { return a.bytes == b.bytes; }
+
+// One problem: forward and backward against the reference, and backward run twice bit-identical.
+inline int check_case(Runner& runner, const Dims& d, DType t, Layout layout, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<double> xd, md, dyd;
+  const HostTensor x = random_tensor(t, d.N, d.C, d.H, d.W, layout, rng, xd);
+  const HostTensor m = random_tensor(t, d.N, d.MC(), d.OH(), d.OW(), layout, rng, md);
+  const HostTensor dy = random_tensor(t, d.N, d.C, d.OH(), d.OW(), layout, rng, dyd);
+  carafe::Problem p;
+  p.batch = d.N; p.channels = d.C; p.height = d.H; p.width = d.W;
+  p.kernel_size = d.k; p.group_size = d.G; p.scale_factor = d.sigma; p.dtype = t;
+
+  HostTensor y(t, d.N, d.C, d.OH(), d.OW(), layout);
+  runner.forward(p, x, m, y);
+  std::vector<double> y_abs, dx_want, dm_want, dx_abs, dm_abs;
+  const std::vector<double> y_want = forward(d, xd, md, &y_abs);
+  backward(d, dyd, xd, md, dx_want, dm_want, dx_abs, dm_abs);
+
+  HostTensor dx(t, d.N, d.C, d.H, d.W, layout), dm(t, d.N, d.MC(), d.OH(), d.OW(), layout);
+  runner.backward(p, dy, x, m, dx, dm);
+  HostTensor dx2(t, d.N, d.C, d.H, d.W, layout), dm2(t, d.N, d.MC(), d.OH(), d.OW(), layout);
+  runner.backward(p, dy, x, m, dx2, dm2);
+
+  int failures = compare("output", y, y_want, y_abs, t) + compare("grad_features", dx, dx_want, dx_abs, t) +
+                 compare("grad_masks", dm, dm_want, dm_abs, t);
+  if (!same_bytes(dx, dx2) || !same_bytes(dm, dm2)) {
+    std::printf("    backward is not deterministic\n");
+    ++failures;
+  }
+  if (failures) {
+    std::printf("FAIL N=%lld C=%lld H=%lld W=%lld k=%d G=%d sigma=%d %s %s: %d mismatches\n", (long long)d.N,
+                (long long)d.C, (long long)d.H, (long long)d.W, d.k, d.G, d.sigma, carafe::dtype_name(t),
+                layout_name(layout), failures);
+  }
+  return failures;
+}
+
+// The grid of the operator issue: k in {1,3,5,7}, G in {1,2,4}, sigma in {1,2,3,4}, odd and even sizes,
+// batch 1 and 2, every dtype and layout. Returns the number of failed cases.
+inline int check_grid(Runner& runner, const char* backend) {
+  int failed = 0, cases = 0;
+  uint64_t seed = 1;
+  const DType dtypes[] = {DType::Float32, DType::Float64, DType::Float16, DType::BFloat16};
+  const Layout layouts[] = {Layout::NCHW, Layout::NHWC, Layout::Padded};
+  for (int k : {1, 3, 5, 7})
+    for (int G : {1, 2, 4})
+      for (int sigma : {1, 2, 3, 4}) {
+        // alternate odd / even sizes and batch 1 / 2 across the grid, and every dtype and layout
+        const bool odd = (k + G + sigma) % 2 == 1;
+        const Dims d{odd ? 1 : 2, int64_t(G) * (odd ? 3 : 2), odd ? 5 : 4, odd ? 7 : 6, k, G, sigma};
+        for (DType t : dtypes)
+          for (Layout layout : layouts) {
+            ++cases;
+            if (check_case(runner, d, t, layout, seed++)) ++failed;
+          }
+      }
+  std::printf("%s backend: %d of %d cases agree with the scalar reference\n", backend, cases - failed, cases);
+  return failed;
+}
+
+}  // namespace carafe_test

@@ -1,0 +1,87 @@
+// The CARAFE operator written as plainly as possible, in float64 on dense NCHW arrays, straight from the
+// definition with a zero-padded read. The backends are checked against it.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace carafe_test {
+
+struct Dims {
+  int64_t N, C, H, W;
+  int k, G, sigma;
+  int64_t OH() const { return H * sigma; }
+  int64_t OW() const { return W * sigma; }
+  int64_t MC() const { return int64_t(G) * k * k; }
+};
+
+// Dense NCHW index.
+inline int64_t at(int64_t n, int64_t c, int64_t h, int64_t w, int64_t C, int64_t H, int64_t W) {
+  return ((n * C + c) * H + h) * W + w;
+}
+
+inline double padded(const std::vector<double>& x, const Dims& d, int64_t n, int64_t c, int64_t h, int64_t w) {
+  if (h < 0 || h >= d.H || w < 0 || w >= d.W) return 0.0;
+  return x[at(n, c, h, w, d.C, d.H, d.W)];
+}
+
+// Y = carafe(X, M); also returns sum |M * X| per output element in abs_terms (to scale tolerances).
+inline std::vector<double> forward(const Dims& d, const std::vector<double>& x, const std::vector<double>& m,
+                                   std::vector<double>* abs_terms = nullptr) {
+  const int r = (d.k - 1) / 2;
+  std::vector<double> y(size_t(d.N * d.C * d.OH() * d.OW()), 0.0);
+  if (abs_terms) abs_terms->assign(y.size(), 0.0);
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t c = 0; c < d.C; ++c)
+      for (int64_t oy = 0; oy < d.OH(); ++oy)
+        for (int64_t ox = 0; ox < d.OW(); ++ox) {
+          const int64_t g = c / (d.C / d.G);
+          double sum = 0, abs_sum = 0;
+          for (int dy = -r; dy <= r; ++dy)
+            for (int dx = -r; dx <= r; ++dx) {
+              const int64_t mc = g * d.k * d.k + (dy + r) * d.k + (dx + r);
+              const double term = m[at(n, mc, oy, ox, d.MC(), d.OH(), d.OW())] *
+                                  padded(x, d, n, c, oy / d.sigma + dy, ox / d.sigma + dx);
+              sum += term;
+              abs_sum += term < 0 ? -term : term;
+            }
+          const int64_t i = at(n, c, oy, ox, d.C, d.OH(), d.OW());
+          y[i] = sum;
+          if (abs_terms) (*abs_terms)[i] = abs_sum;
+        }
+  return y;
+}
+
+// Backward by scattering each forward term's derivative, the opposite direction to the backends' gathers.
+inline void backward(const Dims& d, const std::vector<double>& dy, const std::vector<double>& x,
+                     const std::vector<double>& m, std::vector<double>& dx_out, std::vector<double>& dm_out,
+                     std::vector<double>& dx_abs, std::vector<double>& dm_abs) {
+  const int r = (d.k - 1) / 2;
+  dx_out.assign(x.size(), 0.0);
+  dm_out.assign(m.size(), 0.0);
+  dx_abs.assign(x.size(), 0.0);
+  dm_abs.assign(m.size(), 0.0);
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t c = 0; c < d.C; ++c)
+      for (int64_t oy = 0; oy < d.OH(); ++oy)
+        for (int64_t ox = 0; ox < d.OW(); ++ox) {
+          const int64_t g = c / (d.C / d.G);
+          const double grad = dy[at(n, c, oy, ox, d.C, d.OH(), d.OW())];
+          for (int ty = -r; ty <= r; ++ty)
+            for (int tx = -r; tx <= r; ++tx) {
+              const int64_t mc = g * d.k * d.k + (ty + r) * d.k + (tx + r);
+              const int64_t mi = at(n, mc, oy, ox, d.MC(), d.OH(), d.OW());
+              const int64_t iy = oy / d.sigma + ty, ix = ox / d.sigma + tx;
+              const double xv = padded(x, d, n, c, iy, ix);
+              dm_out[mi] += grad * xv;
+              dm_abs[mi] += grad * xv < 0 ? -(grad * xv) : grad * xv;
+              if (iy >= 0 && iy < d.H && ix >= 0 && ix < d.W) {
+                const int64_t xi = at(n, c, iy, ix, d.C, d.H, d.W);
+                dx_out[xi] += grad * m[mi];
+                dx_abs[xi] += grad * m[mi] < 0 ? -(grad * m[mi]) : grad * m[mi];
+              }
+            }
+        }
+}
+
+}  // namespace carafe_test
