@@ -1,0 +1,146 @@
+"""The CARAFE custom ops: schemas, real and fake kernels, autograd and FLOP formulas, all declared here.
+
+``torch.ops.carafe.reassemble(features, masks, kernel_size, group_size, scale_factor) -> output``
+``torch.ops.carafe.reassemble_backward(grad_output, features, masks, kernel_size, group_size, scale_factor)
+-> (grad_features, grad_masks)``
+
+Declaring them with ``torch.library.custom_op`` is what lets ``torch.compile``, ``torch.export``,
+``FlopCounterMode`` and ``opcheck`` see through them; the backward is an op too, so autograd stays out of
+the kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.utils.flop_counter import register_flop_formula
+
+from . import _C
+from ._validation import check_grad_output, check_reassemble_args
+
+_DTYPES = {
+    torch.float32: _C.DType.float32,
+    torch.float64: _C.DType.float64,
+    torch.float16: _C.DType.float16,
+    torch.bfloat16: _C.DType.bfloat16,
+}
+
+
+def _memory_format(tensor: Tensor) -> torch.memory_format:
+    """Outputs follow their input's layout: channels_last in, channels_last out; anything else, contiguous."""
+    if not tensor.is_contiguous() and tensor.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _new_output(features: Tensor, kernel_size: int, scale_factor: int) -> Tensor:
+    n, c, h, w = features.shape
+    return features.new_empty((n, c, h * scale_factor, w * scale_factor)).contiguous(
+        memory_format=_memory_format(features)
+    )
+
+
+def _problem(features: Tensor, kernel_size: int, group_size: int, scale_factor: int):
+    n, c, h, w = features.shape
+    return _C.Problem(n, c, h, w, kernel_size, group_size, scale_factor, _DTYPES[features.dtype])
+
+
+def _device(tensor: Tensor):
+    if tensor.device.type == "cpu":
+        return _C.Device(cuda=False, num_threads=torch.get_num_threads())
+    if tensor.device.type == "cuda":
+        if not _C.build_info()["cuda"]:
+            raise RuntimeError(
+                "carafe: got CUDA tensors, but this build of carafe-ops has no CUDA backend (no nvcc was found "
+                "when it was built). Reinstall it with the CUDA toolkit available (CARAFE_CUDA=ON pip install "
+                "packages/carafe-ops), move the tensors to the CPU, or use carafe_ops.reference.carafe."
+            )
+        index = tensor.device.index if tensor.device.index is not None else torch.cuda.current_device()
+        stream = torch.cuda.current_stream(tensor.device).cuda_stream
+        return _C.Device(cuda=True, index=index, stream=stream)
+    raise RuntimeError(f"carafe: no backend for tensors on {tensor.device}; carafe-ops runs on cpu and cuda")
+
+
+def _ref(tensor: Tensor):
+    return tensor.data_ptr(), tuple(tensor.stride())
+
+
+@torch.library.custom_op("carafe::reassemble", mutates_args=())
+def reassemble(features: Tensor, masks: Tensor, kernel_size: int, group_size: int, scale_factor: int) -> Tensor:
+    check_reassemble_args(features, masks, kernel_size, group_size, scale_factor)
+    device = _device(features)
+    output = _new_output(features, kernel_size, scale_factor)
+    _C.reassemble_forward(
+        _problem(features, kernel_size, group_size, scale_factor), device, _ref(features), _ref(masks), _ref(output)
+    )
+    return output
+
+
+@reassemble.register_fake
+def _reassemble_fake(features, masks, kernel_size, group_size, scale_factor):
+    check_reassemble_args(features, masks, kernel_size, group_size, scale_factor)
+    return _new_output(features, kernel_size, scale_factor)
+
+
+@torch.library.custom_op("carafe::reassemble_backward", mutates_args=())
+def reassemble_backward(
+    grad_output: Tensor, features: Tensor, masks: Tensor, kernel_size: int, group_size: int, scale_factor: int
+) -> tuple[Tensor, Tensor]:
+    check_reassemble_args(features, masks, kernel_size, group_size, scale_factor)
+    check_grad_output(grad_output, features, scale_factor)
+    device = _device(features)
+    grad_features = torch.empty_like(features, memory_format=_memory_format(features))
+    grad_masks = torch.empty_like(masks, memory_format=_memory_format(masks))
+    _C.reassemble_backward(
+        _problem(features, kernel_size, group_size, scale_factor),
+        device,
+        _ref(grad_output),
+        _ref(features),
+        _ref(masks),
+        _ref(grad_features),
+        _ref(grad_masks),
+    )
+    return grad_features, grad_masks
+
+
+@reassemble_backward.register_fake
+def _reassemble_backward_fake(grad_output, features, masks, kernel_size, group_size, scale_factor):
+    check_reassemble_args(features, masks, kernel_size, group_size, scale_factor)
+    check_grad_output(grad_output, features, scale_factor)
+    grad_features = torch.empty_like(features, memory_format=_memory_format(features))
+    grad_masks = torch.empty_like(masks, memory_format=_memory_format(masks))
+    return grad_features, grad_masks
+
+
+def _setup_context(ctx, inputs, output):
+    features, masks, kernel_size, group_size, scale_factor = inputs
+    ctx.save_for_backward(features, masks)
+    ctx.hyperparameters = (kernel_size, group_size, scale_factor)
+
+
+def _backward(ctx, grad_output):
+    features, masks = ctx.saved_tensors
+    grad_features, grad_masks = reassemble_backward(grad_output, features, masks, *ctx.hyperparameters)
+    return grad_features, grad_masks, None, None, None
+
+
+reassemble.register_autograd(_backward, setup_context=_setup_context)
+
+
+def reassemble_flops(features_shape, kernel_size: int, scale_factor: int) -> int:
+    """A multiply and an add per tap per output element: 2 * N * C * sigma*H * sigma*W * k_up^2."""
+    n, c, h, w = features_shape
+    return 2 * n * c * (scale_factor * h) * (scale_factor * w) * kernel_size * kernel_size
+
+
+@register_flop_formula(torch.ops.carafe.reassemble)
+def _reassemble_flop(features_shape, masks_shape, kernel_size, group_size, scale_factor, *args, **kwargs) -> int:
+    return reassemble_flops(features_shape, kernel_size, scale_factor)
+
+
+@register_flop_formula(torch.ops.carafe.reassemble_backward)
+def _reassemble_backward_flop(
+    grad_output_shape, features_shape, masks_shape, kernel_size, group_size, scale_factor, *args, **kwargs
+) -> int:
+    # grad_features and grad_masks each cost as much as the forward
+    return 2 * reassemble_flops(features_shape, kernel_size, scale_factor)

@@ -1,0 +1,63 @@
+"""Argument checks of the CARAFE op: every bad input becomes a Python exception that names the argument."""
+
+from __future__ import annotations
+
+import torch
+
+SUPPORTED_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def check_hyperparameters(kernel_size, group_size, scale_factor) -> None:
+    """k_up odd >= 1, G >= 1, sigma >= 1, all Python ints."""
+    for name, value in (("kernel_size", kernel_size), ("group_size", group_size), ("scale_factor", scale_factor)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"carafe: {name} must be an int, got {type(value).__name__} ({value!r})")
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"carafe: kernel_size must be an odd integer >= 1, got {kernel_size}")
+    if group_size < 1:
+        raise ValueError(f"carafe: group_size must be an integer >= 1, got {group_size}")
+    if scale_factor < 1:
+        raise ValueError(f"carafe: scale_factor must be an integer >= 1, got {scale_factor}")
+
+
+def _check_tensor(name: str, tensor) -> None:
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"carafe: {name} must be a torch.Tensor, got {type(tensor).__name__}")
+    if tensor.dim() != 4:
+        raise ValueError(f"carafe: {name} must be a 4-d tensor (N, C, H, W), got shape {tuple(tensor.shape)}")
+    if tensor.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"carafe: {name} must be float32, float64, float16 or bfloat16, got {tensor.dtype}")
+    if tensor.numel() == 0:
+        raise ValueError(f"carafe: {name} must not be empty, got shape {tuple(tensor.shape)}")
+
+
+def check_reassemble_args(features, masks, kernel_size, group_size, scale_factor) -> None:
+    """Checks the op's inputs against each other: shapes, dtypes and devices."""
+    check_hyperparameters(kernel_size, group_size, scale_factor)
+    _check_tensor("features", features)
+    _check_tensor("masks", masks)
+    n, c, h, w = features.shape
+    if c % group_size != 0:
+        raise ValueError(f"carafe: features has {c} channels, which group_size={group_size} does not divide")
+    expected = (n, group_size * kernel_size * kernel_size, scale_factor * h, scale_factor * w)
+    if tuple(masks.shape) != expected:
+        raise ValueError(
+            f"carafe: masks must have shape (N, group_size*kernel_size**2, scale_factor*H, scale_factor*W) = "
+            f"{expected} for features of shape {tuple(features.shape)}, got {tuple(masks.shape)}"
+        )
+    if masks.dtype != features.dtype:
+        raise TypeError(f"carafe: masks ({masks.dtype}) and features ({features.dtype}) must have the same dtype")
+    if masks.device != features.device:
+        raise ValueError(f"carafe: masks ({masks.device}) and features ({features.device}) must be on the same device")
+
+
+def check_grad_output(grad_output, features, scale_factor) -> None:
+    n, c, h, w = features.shape
+    expected = (n, c, scale_factor * h, scale_factor * w)
+    if tuple(grad_output.shape) != expected:
+        raise ValueError(f"carafe: grad_output must have shape {expected}, got {tuple(grad_output.shape)}")
+    if grad_output.dtype != features.dtype or grad_output.device != features.device:
+        raise ValueError(
+            f"carafe: grad_output ({grad_output.dtype}, {grad_output.device}) must match features "
+            f"({features.dtype}, {features.device})"
+        )

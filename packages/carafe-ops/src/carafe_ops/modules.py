@@ -1,0 +1,100 @@
+"""CARAFE as nn.Modules, with the names, arguments, parameters and init of ``mmcv.ops`` so that models and
+checkpoints move between the two unchanged."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ._validation import check_hyperparameters
+from .functional import carafe
+
+
+class CARAFE(nn.Module):
+    """The reassembly op as a module: ``forward(features, masks)``; see :func:`carafe_ops.carafe`."""
+
+    def __init__(self, kernel_size: int, group_size: int, scale_factor: int):
+        super().__init__()
+        check_hyperparameters(kernel_size, group_size, scale_factor)
+        self.kernel_size = kernel_size
+        self.group_size = group_size
+        self.scale_factor = scale_factor
+
+    def forward(self, features: Tensor, masks: Tensor) -> Tensor:
+        return carafe(features, masks, self.kernel_size, self.group_size, self.scale_factor)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, group_size={self.group_size}, scale_factor={self.scale_factor}"
+
+
+class CARAFEPack(nn.Module):
+    """The full CARAFE upsampler: channel compressor (1x1, C -> C_m), content encoder (k_enc x k_enc,
+    C_m -> sigma^2 * k_up^2 * G), pixel shuffle by sigma, softmax over each group's k_up^2 taps, reassembly.
+
+    Args:
+        channels: C, the input (and output) channels.
+        scale_factor: sigma, the integer upsampling ratio.
+        up_kernel: k_up, the reassembly kernel size (odd).
+        up_group: G, channel groups that share a reassembly kernel.
+        encoder_kernel: k_enc, the content encoder's kernel size.
+        encoder_dilation: the content encoder's dilation.
+        compressed_channels: C_m, the channel compressor's output channels.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        scale_factor: int,
+        up_kernel: int = 5,
+        up_group: int = 1,
+        encoder_kernel: int = 3,
+        encoder_dilation: int = 1,
+        compressed_channels: int = 64,
+    ):
+        super().__init__()
+        check_hyperparameters(up_kernel, up_group, scale_factor)
+        if channels % up_group != 0:
+            raise ValueError(f"CARAFEPack: channels ({channels}) must be divisible by up_group ({up_group})")
+        self.channels = channels
+        self.scale_factor = scale_factor
+        self.up_kernel = up_kernel
+        self.up_group = up_group
+        self.encoder_kernel = encoder_kernel
+        self.encoder_dilation = encoder_dilation
+        self.compressed_channels = compressed_channels
+        self.channel_compressor = nn.Conv2d(channels, compressed_channels, 1)
+        self.content_encoder = nn.Conv2d(
+            compressed_channels,
+            up_kernel * up_kernel * up_group * scale_factor * scale_factor,
+            encoder_kernel,
+            padding=int((encoder_kernel - 1) * encoder_dilation / 2),
+            dilation=encoder_dilation,
+            groups=1,
+        )
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        # mmcv's init: xavier-uniform on both convs, then the encoder re-drawn from N(0, 0.001^2); biases 0
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.xavier_uniform_(module.weight, gain=1)
+                nn.init.constant_(module.bias, 0)
+        nn.init.normal_(self.content_encoder.weight, 0, 0.001)
+        nn.init.constant_(self.content_encoder.bias, 0)
+
+    def kernel_normalizer(self, mask: Tensor) -> Tensor:
+        """(N, sigma^2 k_up^2 G, H, W) -> softmax-normalized (N, k_up^2 G, sigma H, sigma W)."""
+        mask = F.pixel_shuffle(mask, self.scale_factor)
+        n, mask_c, h, w = mask.size()
+        mask = mask.view(n, self.up_group, -1, h, w)
+        mask = F.softmax(mask, dim=2, dtype=mask.dtype)
+        return mask.view(n, mask_c, h, w).contiguous()
+
+    def feature_reassemble(self, x: Tensor, mask: Tensor) -> Tensor:
+        return carafe(x, mask, self.up_kernel, self.up_group, self.scale_factor)
+
+    def forward(self, x: Tensor) -> Tensor:
+        compressed_x = self.channel_compressor(x)
+        mask = self.content_encoder(compressed_x)
+        mask = self.kernel_normalizer(mask)
+        return self.feature_reassemble(x, mask)

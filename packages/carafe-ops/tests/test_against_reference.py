@@ -1,0 +1,108 @@
+"""Every backend and dtype equals the pure-PyTorch reference on fresh random inputs, over the grid of the
+operator issue: k_up in {1,3,5,7}, G in {1,2,4}, sigma in {1,2,3,4}, odd and even sizes, batch 1 and 2,
+contiguous and channels_last."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from carafe_ops import carafe, reference
+from conftest import DEVICES, DTYPES, assert_low_precision_close, assert_matches_reference, make_inputs
+
+SHAPES = {"batch1-odd": (1, 7, 5), "batch2-even": (2, 6, 8)}  # (N, H, W)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels_last"])
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+@pytest.mark.parametrize("s", [1, 2, 3, 4])
+@pytest.mark.parametrize("g", [1, 2, 4])
+@pytest.mark.parametrize("k", [1, 3, 5, 7])
+def test_forward_and_backward_match_reference(k, g, s, shape, channels_last, dtype, device):
+    n, h, w = shape
+    c = 3 * g
+    features, masks = make_inputs(n, c, h, w, k, g, s, dtype=dtype, device=device, channels_last=channels_last)
+    features.requires_grad_(True)
+    masks.requires_grad_(True)
+    out = carafe(features, masks, k, g, s)
+    assert out.shape == (n, c, s * h, s * w) and out.dtype == dtype and out.device == features.device
+    assert_matches_reference(out, features.detach(), masks.detach(), k, g, s)
+
+    grad_out = torch.randn_like(out)
+    grad_features, grad_masks = torch.autograd.grad(out, (features, masks), grad_out)
+    exact = [f.detach().double().requires_grad_(True) for f in (features, masks)]
+    exact_grads = torch.autograd.grad(reference.carafe(*exact, k, g, s), exact, grad_out.double())
+    if dtype in (torch.float32, torch.float64):
+        tol = 1e-12 if dtype == torch.float64 else 1e-5
+        torch.testing.assert_close(grad_features.double(), exact_grads[0], rtol=tol, atol=tol)
+        torch.testing.assert_close(grad_masks.double(), exact_grads[1], rtol=tol, atol=tol)
+    else:
+        lowp = [f.detach().clone().requires_grad_(True) for f in (features, masks)]
+        lowp_grads = torch.autograd.grad(reference.carafe(*lowp, k, g, s), lowp, grad_out)
+        assert_low_precision_close(grad_features, exact_grads[0], lowp_grads[0], "grad_features")
+        assert_low_precision_close(grad_masks, exact_grads[1], lowp_grads[1], "grad_masks")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_non_contiguous_views(device):
+    """Slices, transposed-back tensors and expanded (stride-0) gradients are read through their strides."""
+    k, g, s = 3, 2, 2
+    big_features, big_masks = make_inputs(2, 8, 9, 11, k, g, s, device=device)
+    features = big_features[:, 1:5, 1:8, 2:9]  # (2, 4, 7, 7), every stride irregular
+    masks = big_masks[:, :, 2:16, 4:18]
+    assert not features.is_contiguous() and not masks.is_contiguous()
+    features.requires_grad_(True)
+    out = carafe(features, masks, k, g, s)
+    assert_matches_reference(out, features.detach(), masks, k, g, s)
+    out.sum().backward()  # the output gradient is an expanded scalar: all strides 0
+    exact = features.detach().double().requires_grad_(True)
+    reference.carafe(exact, masks.double(), k, g, s).sum().backward()
+    torch.testing.assert_close(features.grad.double(), exact.grad, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_output_follows_feature_layout(device):
+    features, masks = make_inputs(1, 4, 5, 6, 3, 1, 2, device=device, channels_last=True)
+    assert carafe(features, masks, 3, 1, 2).is_contiguous(memory_format=torch.channels_last)
+    assert carafe(features.contiguous(), masks, 3, 1, 2).is_contiguous()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_nan_and_inf_propagate_as_through_the_reference(device):
+    k, g, s = 3, 1, 2
+    features, masks = make_inputs(1, 2, 6, 6, k, g, s, device=device)
+    features[0, 0, 2, 3] = float("nan")
+    features[0, 1, 4, 1] = float("inf")
+    masks[0, 0, 0, 0] = float("inf")  # tap (-1, -1) of the corner output: it falls outside the features
+    masks[0, 4, 7, 5] = float("nan")
+    out = carafe(features, masks, k, g, s)
+    expected = reference.carafe(features, masks, k, g, s)
+    assert torch.isnan(expected).any() and torch.isinf(expected).any()
+    torch.testing.assert_close(out, expected, equal_nan=True)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_backward_is_deterministic(device, dtype):
+    """The backward gathers instead of scattering with atomics: repeated runs are bit-identical."""
+    features, masks = make_inputs(2, 16, 24, 31, 5, 2, 2, dtype=dtype, device=device)
+    grad = torch.randn(2, 16, 48, 62, dtype=dtype, device=device)
+    first = torch.ops.carafe.reassemble_backward(grad, features, masks, 5, 2, 2)
+    for _ in range(3):
+        again = torch.ops.carafe.reassemble_backward(grad, features, masks, 5, 2, 2)
+        assert all(torch.equal(a, b) for a, b in zip(first, again))
+
+
+def test_thread_count_does_not_change_results():
+    features, masks = make_inputs(2, 16, 30, 33, 5, 2, 2)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = carafe(features, masks, 5, 2, 2)
+        torch.set_num_threads(max(2, previous))
+        many = carafe(features, masks, 5, 2, 2)
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(one, many)
