@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from carafe_ops import carafe, reference
-from conftest import DEVICES, DTYPES, assert_low_precision_close, assert_matches_reference, make_inputs
+from carafe_ops.testing import make_inputs
+from conftest import DEVICES, DTYPES, assert_agrees_with_reference
 
 SHAPES = {"batch1-odd": (1, 7, 5), "batch2-even": (2, 6, 8)}  # (N, H, W)
 
@@ -24,25 +25,9 @@ def test_forward_and_backward_match_reference(k, g, s, shape, channels_last, dty
     n, h, w = shape
     c = 3 * g
     features, masks = make_inputs(n, c, h, w, k, g, s, dtype=dtype, device=device, channels_last=channels_last)
-    features.requires_grad_(True)
-    masks.requires_grad_(True)
     out = carafe(features, masks, k, g, s)
     assert out.shape == (n, c, s * h, s * w) and out.dtype == dtype and out.device == features.device
-    assert_matches_reference(out, features.detach(), masks.detach(), k, g, s)
-
-    grad_out = torch.randn_like(out)
-    grad_features, grad_masks = torch.autograd.grad(out, (features, masks), grad_out)
-    exact = [f.detach().double().requires_grad_(True) for f in (features, masks)]
-    exact_grads = torch.autograd.grad(reference.carafe(*exact, k, g, s), exact, grad_out.double())
-    if dtype in (torch.float32, torch.float64):
-        tol = 1e-12 if dtype == torch.float64 else 1e-5
-        torch.testing.assert_close(grad_features.double(), exact_grads[0], rtol=tol, atol=tol)
-        torch.testing.assert_close(grad_masks.double(), exact_grads[1], rtol=tol, atol=tol)
-    else:
-        lowp = [f.detach().clone().requires_grad_(True) for f in (features, masks)]
-        lowp_grads = torch.autograd.grad(reference.carafe(*lowp, k, g, s), lowp, grad_out)
-        assert_low_precision_close(grad_features, exact_grads[0], lowp_grads[0], "grad_features")
-        assert_low_precision_close(grad_masks, exact_grads[1], lowp_grads[1], "grad_masks")
+    assert_agrees_with_reference(carafe, features, masks, k, g, s)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -53,10 +38,9 @@ def test_non_contiguous_views(device):
     features = big_features[:, 1:5, 1:8, 2:9]  # (2, 4, 7, 7), every stride irregular
     masks = big_masks[:, :, 2:16, 4:18]
     assert not features.is_contiguous() and not masks.is_contiguous()
+    assert_agrees_with_reference(carafe, features, masks, k, g, s)
     features.requires_grad_(True)
-    out = carafe(features, masks, k, g, s)
-    assert_matches_reference(out, features.detach(), masks, k, g, s)
-    out.sum().backward()  # the output gradient is an expanded scalar: all strides 0
+    carafe(features, masks, k, g, s).sum().backward()  # the output gradient is an expanded scalar: all strides 0
     exact = features.detach().double().requires_grad_(True)
     reference.carafe(exact, masks.double(), k, g, s).sum().backward()
     torch.testing.assert_close(features.grad.double(), exact.grad, rtol=1e-5, atol=1e-5)

@@ -7,7 +7,7 @@ import torch
 
 import carafe_ops
 from carafe_ops import CARAFE, CARAFEPack, carafe, reference
-from conftest import make_inputs
+from carafe_ops.testing import make_inputs
 
 K, G, S = 3, 2, 2
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from carafe_ops import CARAFEPack, carafe
-from conftest import DEVICES, make_inputs
+from carafe_ops.testing import make_inputs
+from conftest import DEVICES
 
 CASES = [  # (N, C, H, W, k_up, G, sigma)
     (1, 2, 3, 4, 1, 1, 1),

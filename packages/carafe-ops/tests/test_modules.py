@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from carafe_ops import CARAFE, CARAFEPack, carafe, reference
-from conftest import DEVICES, make_inputs
+from carafe_ops.testing import make_inputs
+from conftest import DEVICES
 
 
 def test_carafepack_parameters_and_init_follow_mmcv():

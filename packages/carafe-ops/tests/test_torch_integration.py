@@ -7,7 +7,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from carafe_ops import CARAFEPack, carafe, reference
-from conftest import DEVICES, make_inputs
+from carafe_ops.testing import make_inputs
+from conftest import DEVICES
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Creates .venv and installs PyTorch, the build and test tools, and every package of the monorepo.
+# Re-run it after changing C++/CUDA code: it rebuilds carafe-ops.
+#   CARAFE_CUDA=AUTO|ON|OFF          build the CUDA backend where nvcc is found (default AUTO)
+#   CARAFE_CUDA_ARCHITECTURES=...    CMake CUDA architectures (default: every major one the toolkit supports)
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+if [ ! -x "$PY" ]; then
+  log "creating $VENV"
+  python3 -m venv "$VENV"
+fi
+log "installing PyTorch and tools"
+"$PY" -m pip install --quiet --upgrade pip
+# torch 2.14.1 / torchvision 0.29.1 are the versions this project is tested with (a CUDA build that also runs on CPU)
+"$PY" -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+"$PY" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" ninja cmake pytest matplotlib
+
+log "building and installing carafe-ops (CARAFE_CUDA=${CARAFE_CUDA:-AUTO})"
+"$PY" -m pip install --quiet --no-build-isolation "$REPO_ROOT/packages/carafe-ops"
+"$PY" -c "import carafe_ops, json; print('carafe-ops', json.dumps(carafe_ops.build_info()))"

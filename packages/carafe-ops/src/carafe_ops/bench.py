@@ -1,0 +1,238 @@
+"""Benchmark of the CARAFE op and CARAFEPack next to the upsamplers they replace.
+
+    python -m carafe_ops.bench --device cuda --suite fpn --dtypes float32 float16 --json bench.json
+
+For every workload it times forward, backward and forward+backward of the op (ours and the pure-PyTorch
+reference) and of CARAFEPack, next to nearest and bilinear interpolation and a stride-2 deconvolution. Each time
+is printed with its ratio to the memory-traffic floor: the bytes the computation must at least read and write,
+divided by the copy bandwidth measured in the same run. On CUDA it also reports the peak memory a call allocates
+beyond its inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from . import reference
+from ._build import build_info
+from .functional import carafe
+from .modules import CARAFEPack
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    n: int
+    c: int
+    h: int
+    w: int
+    k: int = 5
+    g: int = 1
+    s: int = 2
+
+
+# Feature maps that are upsampled in the paper's three tasks (input sizes; output is s times larger).
+SUITES: dict[str, list[Workload]] = {
+    # FPN top-down steps of an 800x1333 image (padded to 800x1344), batch 2, C 256: P5 -> P4 -> P3 -> P2
+    "fpn": [
+        Workload("fpn-P5", 2, 256, 25, 42),
+        Workload("fpn-P4", 2, 256, 50, 84),
+        Workload("fpn-P3", 2, 256, 100, 168),
+        Workload("mmcv-shape", 2, 256, 100, 136),
+        Workload("mmcv-shape-G4", 2, 256, 100, 136, g=4),
+        Workload("mmcv-shape-s4", 2, 256, 50, 68, s=4),
+    ],
+    # UperNet decoder, C 512, a 512x512 crop: 1/32 -> 1/16 -> 1/8 -> 1/4
+    "seg": [
+        Workload("seg-1/32", 2, 512, 16, 16),
+        Workload("seg-1/16", 2, 512, 32, 32),
+        Workload("seg-1/8", 2, 512, 64, 64),
+    ],
+    # Global&Local generator decoder on 256x256 images: 64 -> 128 (C 128) and 128 -> 256 (C 64)
+    "inpaint": [
+        Workload("inpaint-64", 2, 128, 64, 64),
+        Workload("inpaint-128", 2, 64, 128, 128),
+    ],
+    # sizes a 2-core CPU gets through in seconds
+    "cpu": [
+        Workload("cpu-fpn", 2, 256, 50, 68),
+        Workload("cpu-inpaint", 1, 64, 64, 64),
+    ],
+    "quick": [Workload("quick", 2, 64, 25, 34)],
+}
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_ms(fn: Callable[[], object], device: torch.device, *, min_time_s: float = 0.2, max_reps: int = 50) -> float:
+    """Median wall time of fn in milliseconds, after a warm-up call; repeats until min_time_s or max_reps."""
+    fn()
+    synchronize(device)
+    times = []
+    start_all = time.perf_counter()
+    while len(times) < 3 or (time.perf_counter() - start_all < min_time_s and len(times) < max_reps):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def copy_bandwidth_gbs(device: torch.device) -> float:
+    """Device-memory copy bandwidth (read + write bytes per second), the yardstick of the floor."""
+    numel = (256 if device.type == "cuda" else 32) * 2**20
+    src = torch.empty(numel, dtype=torch.float32, device=device).uniform_()
+    dst = torch.empty_like(src)
+    ms = measure_ms(lambda: dst.copy_(src), device, min_time_s=0.3)
+    return 2 * src.numel() * src.element_size() / (ms * 1e-3) / 1e9
+
+
+def peak_extra_mb(fn: Callable[[], object], device: torch.device) -> float | None:
+    """Memory a call allocates at its peak beyond what was allocated before it (CUDA only)."""
+    if device.type != "cuda":
+        return None
+    synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    result = fn()
+    synchronize(device)
+    del result
+    return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+
+
+def _cases(wl: Workload, dtype: torch.dtype, device: torch.device, with_reference: bool):
+    """(method, pass, callable, bytes that must move) for one workload."""
+    n, c, h, w, k, g, s = wl.n, wl.c, wl.h, wl.w, wl.k, wl.g, wl.s
+    item = torch.tensor([], dtype=dtype).element_size()
+    x = torch.randn(n, c, h, w, device=device, dtype=dtype, requires_grad=True)
+    m = torch.randn(n, g * k * k, s * h, s * w, device=device, dtype=dtype).softmax(1).requires_grad_(True)
+    grad = torch.randn(n, c, s * h, s * w, device=device, dtype=dtype)
+    x_bytes, m_bytes, y_bytes = x.numel() * item, m.numel() * item, grad.numel() * item
+    fwd_bytes = x_bytes + m_bytes + y_bytes
+    bwd_bytes = y_bytes + x_bytes + m_bytes + x_bytes + m_bytes  # read dY, X, M; write dX, dM
+    interp_bytes = x_bytes + y_bytes
+
+    def op_fwd():
+        with torch.no_grad():
+            return carafe(x, m, k, g, s)
+
+    def op_bwd_only():
+        return torch.ops.carafe.reassemble_backward(grad, x.detach(), m.detach(), k, g, s)
+
+    def fwd_bwd(f):
+        def run():
+            out = f()
+            return torch.autograd.grad(out, [t for t in (x, m) if t.requires_grad] or None, grad, allow_unused=True)
+
+        return run
+
+    cases = [
+        ("carafe", "forward", op_fwd, fwd_bytes),
+        ("carafe", "backward", op_bwd_only, bwd_bytes),
+        ("carafe", "forward+backward", fwd_bwd(lambda: carafe(x, m, k, g, s)), fwd_bytes + bwd_bytes),
+    ]
+    if with_reference:
+        cases += [
+            ("reference", "forward", lambda: reference.carafe(x.detach(), m.detach(), k, g, s), fwd_bytes),
+            ("reference", "forward+backward", fwd_bwd(lambda: reference.carafe(x, m, k, g, s)), fwd_bytes + bwd_bytes),
+        ]
+    pack = CARAFEPack(c, s, up_kernel=k, up_group=g).to(device=device, dtype=dtype)
+    deconv = torch.nn.ConvTranspose2d(c, c, 4, stride=2, padding=1).to(device=device, dtype=dtype)
+
+    def pack_fwd():
+        with torch.no_grad():
+            return pack(x)
+
+    cases += [
+        ("CARAFEPack", "forward", pack_fwd, fwd_bytes),
+        ("CARAFEPack", "forward+backward", fwd_bwd(lambda: pack(x)), fwd_bytes + bwd_bytes),
+        ("nearest", "forward", lambda: F.interpolate(x.detach(), scale_factor=s, mode="nearest"), interp_bytes),
+        (
+            "bilinear",
+            "forward",
+            lambda: F.interpolate(x.detach(), scale_factor=s, mode="bilinear", align_corners=False),
+            interp_bytes,
+        ),
+    ]
+    if s == 2:
+        cases.append(("deconv-s2", "forward", lambda: deconv(x.detach()), interp_bytes))
+    return cases
+
+
+def run(device: torch.device, workloads: list[Workload], dtypes: list[torch.dtype], with_reference: bool,
+        log=print) -> dict:
+    bandwidth = copy_bandwidth_gbs(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    log(f"device: {name} ({device}), copy bandwidth {bandwidth:.1f} GB/s, torch {torch.__version__}")
+    rows = []
+    header = f"{'workload':<16}{'dtype':<10}{'method':<12}{'pass':<18}{'ms':>10}{'x floor':>9}{'extra MB':>10}"
+    log(header)
+    log("-" * len(header))
+    for wl in workloads:
+        for dtype in dtypes:
+            for method, phase, fn, nbytes in _cases(wl, dtype, device, with_reference):
+                ms = measure_ms(fn, device)
+                floor_ms = nbytes / (bandwidth * 1e9) * 1e3
+                extra = peak_extra_mb(fn, device)
+                row = {
+                    "workload": asdict(wl),
+                    "dtype": str(dtype).removeprefix("torch."),
+                    "method": method,
+                    "pass": phase,
+                    "ms": ms,
+                    "floor_ms": floor_ms,
+                    "ratio_to_floor": ms / floor_ms,
+                    "peak_extra_mb": extra,
+                }
+                rows.append(row)
+                extra_text = f"{extra:10.1f}" if extra is not None else f"{'-':>10}"
+                log(f"{wl.name:<16}{row['dtype']:<10}{method:<12}{phase:<18}{ms:10.3f}{ms / floor_ms:9.1f}{extra_text}")
+    return {
+        "device": name,
+        "device_type": device.type,
+        "torch": torch.__version__,
+        "carafe_ops": build_info(),
+        "threads": torch.get_num_threads(),
+        "copy_bandwidth_gbs": bandwidth,
+        "results": rows,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="python -m carafe_ops.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--suite", nargs="+", default=None, choices=sorted(SUITES),
+                        help="workload sets (default: fpn seg inpaint on CUDA, cpu on CPU)")
+    parser.add_argument("--dtypes", nargs="+", default=None, choices=sorted(DTYPES),
+                        help="default: float32 float16 bfloat16 on CUDA, float32 on CPU")
+    parser.add_argument("--no-reference", action="store_true", help="skip the (slow) pure-PyTorch reference")
+    parser.add_argument("--json", type=Path, default=Path("carafe_bench.json"), help="where to write the results")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    suites = args.suite or (["fpn", "seg", "inpaint"] if device.type == "cuda" else ["cpu"])
+    dtype_names = args.dtypes or (["float32", "float16", "bfloat16"] if device.type == "cuda" else ["float32"])
+    workloads = [wl for suite in suites for wl in SUITES[suite]]
+    result = run(device, workloads, [DTYPES[d] for d in dtype_names], not args.no_reference)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.json}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
