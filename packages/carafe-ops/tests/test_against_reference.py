@@ -31,6 +31,20 @@ def test_forward_and_backward_match_reference(k, g, s, shape, channels_last, dty
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", [(2, 72, 5, 45, 5, 1, 2), (1, 96, 4, 37, 3, 2, 3), (1, 40, 3, 70, 7, 4, 4)],
+                         ids=lambda c: "N{}C{}H{}W{}-k{}G{}s{}".format(*c))
+def test_wide_rows_and_many_channels(case, dtype, device):
+    """Rows longer than a SIMD block plus a partial vector, and more channels per group than the CPU backend
+    holds at once, so that every code path of the row kernels runs."""
+    n, c, h, w, k, g, s = case
+    features, masks = make_inputs(n, c, h, w, k, g, s, dtype=dtype, device=device)
+    assert_agrees_with_reference(carafe, features, masks, k, g, s)
+    features, masks = make_inputs(n, c, h, w, k, g, s, dtype=dtype, device=device, channels_last=True)
+    assert_agrees_with_reference(carafe, features, masks, k, g, s)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_non_contiguous_views(device):
     """Slices, transposed-back tensors and expanded (stride-0) gradients are read through their strides."""
     k, g, s = 3, 2, 2
