@@ -1,8 +1,8 @@
 """python -m carafe_ops.demo: checks the op against the reference on every backend and dtype, benchmarks it,
-trains tiny x2-upsampling models that differ only in their upsampler (nearest, bilinear, deconvolution,
-CARAFE), and writes metrics side by side and figures.
+trains tiny segmentation models that differ only in their decoder's upsamplers (nearest, bilinear,
+deconvolution, CARAFE), and writes their metrics side by side and figures.
 
-Outputs (in --output): metrics.json, summary.md, benchmark.json and the PNGs upsampling_examples,
+Outputs (in --output): metrics.json, summary.md, benchmark.json and the PNGs segmentation_examples,
 reassembly_kernels, training_curves and benchmark.
 """
 
@@ -19,7 +19,7 @@ from .. import bench, build_info, carafe, has_cuda
 from ..testing import compare_with_reference, make_inputs
 from . import figures
 from .scenes import make_scenes
-from .upsampling_task import UPSAMPLERS, evaluate, train
+from .segmentation_task import UPSAMPLERS, evaluate, train
 
 
 def check_backends(log) -> list[dict]:
@@ -42,7 +42,7 @@ def check_backends(log) -> list[dict]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m carafe_ops.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, default=Path("demo_output/carafe-ops"))
-    parser.add_argument("--steps", type=int, default=300, help="training steps per toy model")
+    parser.add_argument("--steps", type=int, default=400, help="training steps per toy model")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -60,22 +60,22 @@ def main(argv=None) -> int:
     bench_result = bench.run(device, bench.SUITES["quick"], [torch.float32], with_reference=True, log=log)
     (out / "benchmark.json").write_text(json.dumps(bench_result, indent=2))
 
-    log(f"\n[3/4] toy x2 upsampling on synthetic scenes: {len(UPSAMPLERS)} models x {args.steps} steps")
-    train_images = make_scenes(512, seed=args.seed)
-    val_images = make_scenes(64, seed=args.seed + 1)
+    log(f"\n[3/4] toy segmentation of synthetic scenes: {len(UPSAMPLERS)} models x {args.steps} steps")
+    train_images, train_labels = make_scenes(1024, seed=args.seed)
+    val_images, val_labels = make_scenes(128, seed=args.seed + 1)
     models, losses, metrics = {}, {}, {}
     for kind in UPSAMPLERS:
-        model, loss = train(kind, train_images, args.steps, args.batch, args.seed, log)
+        model, loss = train(kind, train_images, train_labels, args.steps, args.batch, args.seed, log)
         models[kind], losses[kind] = model, loss
-        metrics[kind] = {"val_psnr_db": evaluate(model, val_images),
+        metrics[kind] = {**evaluate(model, val_images, val_labels),
                          "parameters": sum(p.numel() for p in model.parameters())}
-    log(f"\n{'upsampler':<10}{'val PSNR (dB)':>14}{'parameters':>12}")
+    log(f"\n{'upsampler':<10}{'val mIoU':>10}{'pixel acc':>11}{'parameters':>12}")
     for kind, m in metrics.items():
-        log(f"{kind:<10}{m['val_psnr_db']:14.2f}{m['parameters']:12d}")
+        log(f"{kind:<10}{m['mIoU']:10.2f}{m['pixel_accuracy']:11.2f}{m['parameters']:12d}")
 
     log("\n[4/4] figures")
-    figures.upsampling_examples(models, val_images[:3], out / "upsampling_examples.png")
-    figures.reassembly_kernels(models["carafe"], val_images[0], out / "reassembly_kernels.png")
+    figures.segmentation_examples(models, val_images[:4], val_labels[:4], out / "segmentation_examples.png")
+    figures.reassembly_kernels(models["carafe"], val_images[0], val_labels[0], out / "reassembly_kernels.png")
     figures.training_curves(losses, out / "training_curves.png")
     figures.benchmark_bars(bench_result, out / "benchmark.png")
 
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
         "build": build_info(),
         "torch": torch.__version__,
         "checks": checks,
-        "toy_upsampling": {"steps": args.steps, "batch": args.batch, "models": metrics},
+        "toy_segmentation": {"steps": args.steps, "batch": args.batch, "models": metrics},
         "benchmark": {"device": bench_result["device"], "file": "benchmark.json"},
         "seconds": time.perf_counter() - started,
     }
@@ -92,13 +92,13 @@ def main(argv=None) -> int:
              "| device | dtype | output | grad_features | grad_masks | verdict |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['device']} | {r['dtype']} | {r['output']:.2e} | {r['grad_features']:.2e} | {r['grad_masks']:.2e} "
               f"| {'ok' if r['ok'] else 'FAIL'} |" for r in checks]
-    lines += ["", f"## Toy x2 upsampling ({args.steps} steps, batch {args.batch})", "",
-              "| upsampler | val PSNR (dB) | parameters |", "|---|---|---|"]
-    lines += [f"| {k} | {m['val_psnr_db']:.2f} | {m['parameters']} |" for k, m in metrics.items()]
+    lines += ["", f"## Toy segmentation ({args.steps} steps, batch {args.batch}; validation set of 128 scenes)", "",
+              "| upsampler | mIoU (%) | pixel accuracy (%) | parameters |", "|---|---|---|---|"]
+    lines += [f"| {k} | {m['mIoU']:.2f} | {m['pixel_accuracy']:.2f} | {m['parameters']} |" for k, m in metrics.items()]
     lines += ["", f"## Benchmark ({bench_result['device']})", "", "| method | pass | ms | x floor |", "|---|---|---|---|"]
     lines += [f"| {r['method']} | {r['pass']} | {r['ms']:.3f} | {r['ratio_to_floor']:.1f} |" for r in bench_result["results"]]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    log(f"\nwrote {out}/: metrics.json, summary.md, benchmark.json, upsampling_examples.png, "
+    log(f"\nwrote {out}/: metrics.json, summary.md, benchmark.json, segmentation_examples.png, "
         f"reassembly_kernels.png, training_curves.png, benchmark.png ({time.perf_counter() - started:.0f}s)")
     return 0 if all(r["ok"] for r in checks) else 1
 

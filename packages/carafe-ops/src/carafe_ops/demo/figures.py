@@ -11,7 +11,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from .upsampling_task import psnr  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+
+from .scenes import CLASSES  # noqa: E402
+
+LABEL_COLOURS = ListedColormap(["#202020", "#e6194b", "#3cb44b", "#4363d8"])
 
 
 def _show(ax, image, title):
@@ -20,59 +24,74 @@ def _show(ax, image, title):
     ax.axis("off")
 
 
+def _show_labels(ax, labels, title):
+    ax.imshow(labels.numpy(), cmap=LABEL_COLOURS, vmin=0, vmax=len(CLASSES) - 1, interpolation="nearest")
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+
+
 @torch.no_grad()
-def upsampling_examples(models: dict, images: torch.Tensor, path: Path) -> None:
-    """Rows: validation scenes; columns: the input, each model's x2 output (with PSNR), the ground truth."""
-    low = F.avg_pool2d(images, 2)
+def segmentation_examples(models: dict, images: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
+    """Rows: validation scenes; columns: the image, the ground truth, each model's prediction."""
     cols = len(models) + 2
-    fig, axes = plt.subplots(len(images), cols, figsize=(1.9 * cols, 1.9 * len(images)), squeeze=False)
-    for row, (image, lr) in enumerate(zip(images, low)):
-        _show(axes[row, 0], F.interpolate(lr[None], scale_factor=2)[0], "input (x1/2)")
-        for col, (name, model) in enumerate(models.items(), start=1):
-            out = model(lr[None])[0]
-            _show(axes[row, col], out, f"{name}  {psnr(out, image):.1f} dB")
-        _show(axes[row, -1], image, "ground truth")
-    fig.suptitle("Learned x2 upsampling: the upsampler is the only difference between the models", fontsize=10)
-    fig.tight_layout()
+    fig, axes = plt.subplots(len(images), cols, figsize=(1.8 * cols, 1.9 * len(images)), squeeze=False)
+    for row, (image, label) in enumerate(zip(images, labels)):
+        _show(axes[row, 0], image, "image")
+        _show_labels(axes[row, 1], label, "ground truth")
+        for col, (name, model) in enumerate(models.items(), start=2):
+            model.eval()
+            _show_labels(axes[row, col], model(image[None]).argmax(1)[0], name)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=LABEL_COLOURS(i)) for i in range(len(CLASSES))]
+    fig.legend(handles, CLASSES, loc="lower center", ncol=len(CLASSES), fontsize=8, frameon=False)
+    fig.suptitle("Toy segmentation: the decoder's three x2 upsamplers are the only difference", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
 @torch.no_grad()
-def reassembly_kernels(model, image: torch.Tensor, path: Path, points: int = 6) -> None:
-    """The k_up x k_up kernels CARAFEPack predicts at edge pixels and at a flat pixel (cf. the paper's kernel
-    visualisations): at edges the weight moves to the side of the edge the output pixel belongs to."""
-    pack = model.upsample
-    feats = model.stem(F.avg_pool2d(image[None], 2))
-    masks = pack.kernel_normalizer(pack.content_encoder(pack.channel_compressor(feats)))[0]  # (k*k, H, W)
+def reassembly_kernels(model, image: torch.Tensor, labels: torch.Tensor, path: Path, points: int = 6) -> None:
+    """The k_up x k_up kernels that the last CARAFEPack of the decoder predicts at class boundaries and at one
+    pixel inside a region (cf. the paper's kernel visualisations): at a boundary the weight leans to the side
+    that the output pixel belongs to."""
+    pack = model.upsample[-1]
+    captured = {}
+    hook = pack.register_forward_pre_hook(lambda module, inputs: captured.setdefault("x", inputs[0]))
+    model.eval()
+    model(image[None])
+    hook.remove()
+    x = captured["x"]
+    masks = pack.kernel_normalizer(pack.content_encoder(pack.channel_compressor(x)))[0]  # (k*k, H, W)
     k = pack.up_kernel
-    gray = image.mean(0)
-    edges = (gray[1:-1, 2:] - gray[1:-1, :-2]).abs() + (gray[2:, 1:-1] - gray[:-2, 1:-1]).abs()
-    order = edges.flatten().argsort(descending=True)
+    boundary = torch.zeros_like(labels, dtype=torch.bool)
+    boundary[1:-1, 1:-1] = (labels[1:-1, 1:-1] != labels[1:-1, 2:]) | (labels[1:-1, 1:-1] != labels[2:, 1:-1])
+    candidates = boundary.nonzero().tolist()
+    gen = torch.Generator().manual_seed(0)
+    order = torch.randperm(len(candidates), generator=gen).tolist()
     chosen = []
-    for flat in order.tolist():
-        y, x = divmod(flat, edges.shape[1])
-        y, x = y + 1, x + 1
-        if all(abs(y - cy) + abs(x - cx) > 10 for cy, cx in chosen):
-            chosen.append((y, x))
+    for idx in order:
+        y, x_ = candidates[idx]
+        if all(abs(y - cy) + abs(x_ - cx) > 12 for cy, cx in chosen):
+            chosen.append((y, x_))
         if len(chosen) == points - 1:
             break
-    flat_idx = edges.flatten().argmin().item()
-    chosen.append((flat_idx // edges.shape[1] + 1, flat_idx % edges.shape[1] + 1))
-    fig = plt.figure(figsize=(2.2 + 1.3 * points, 2.6))
-    grid = fig.add_gridspec(1, points + 2)
+    interior = (~boundary).nonzero().tolist()
+    chosen.append(tuple(interior[len(interior) // 2]))
+    fig = plt.figure(figsize=(2.4 + 1.3 * len(chosen), 2.7))
+    grid = fig.add_gridspec(1, len(chosen) + 2)
     ax = fig.add_subplot(grid[0, :2])
     _show(ax, image, "output positions")
-    for i, (y, x) in enumerate(chosen):
-        ax.plot(x, y, "o", markersize=6, markerfacecolor="none", markeredgecolor="red")
-        ax.text(x + 2, y - 2, str(i + 1), color="red", fontsize=8, weight="bold")
-    for i, (y, x) in enumerate(chosen):
+    for i, (y, x_) in enumerate(chosen):
+        ax.plot(x_, y, "o", markersize=6, markerfacecolor="none", markeredgecolor="yellow")
+        ax.text(x_ + 2, y - 2, str(i + 1), color="yellow", fontsize=8, weight="bold")
+    for i, (y, x_) in enumerate(chosen):
         kernel_ax = fig.add_subplot(grid[0, i + 2])
-        kernel_ax.imshow(masks[:, y, x].view(k, k).numpy(), cmap="viridis", vmin=0)
-        kernel_ax.set_title(f"{i + 1}" + (" (flat)" if i == len(chosen) - 1 else ""), fontsize=8)
+        kernel_ax.imshow(masks[:, y, x_].view(k, k).numpy(), cmap="viridis", vmin=0)
+        kernel_ax.set_title(f"{i + 1}" + (" (inside)" if i == len(chosen) - 1 else " (boundary)"), fontsize=7)
         kernel_ax.set_xticks([])
         kernel_ax.set_yticks([])
-    fig.suptitle("CARAFE reassembly kernels (softmax weights over the 5x5 source neighbourhood)", fontsize=9)
+    fig.suptitle("CARAFE reassembly kernels of the last upsampler (softmax weights over the 5x5 neighbourhood)",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -86,10 +105,10 @@ def training_curves(losses: dict[str, list[float]], path: Path) -> None:
         smooth = F.avg_pool1d(t[None, None], window, stride=1)[0, 0] if window > 1 else t
         ax.plot(range(window - 1, len(values)), smooth.numpy(), label=name)
     ax.set_xlabel("step")
-    ax.set_ylabel("L1 loss (moving average)")
+    ax.set_ylabel("cross-entropy (moving average)")
     ax.set_yscale("log")
     ax.legend(fontsize=8)
-    ax.set_title("Toy x2 upsampling: training loss", fontsize=9)
+    ax.set_title("Toy segmentation: training loss", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
