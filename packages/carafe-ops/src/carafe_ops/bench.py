@@ -2,8 +2,8 @@
 
     python -m carafe_ops.bench --device cuda --suite fpn --dtypes float32 float16 --json bench.json
 
-For every workload it times forward, backward and forward+backward of the op (ours and the pure-PyTorch
-reference) and of CARAFEPack, next to nearest and bilinear interpolation and a stride-2 deconvolution. Each time
+For every workload it times forward, backward and forward+backward of the op (ours, the pure-PyTorch
+reference, and the common unfold-based PyTorch version) and of CARAFEPack, next to nearest and bilinear interpolation and a stride-2 deconvolution. Each time
 is printed with its ratio to the memory-traffic floor: the bytes the computation must at least read and write,
 divided by the copy bandwidth measured in the same run. On CUDA it also reports the peak memory a call allocates
 beyond its inputs.
@@ -115,6 +115,15 @@ def peak_extra_mb(fn: Callable[[], object], device: torch.device) -> float | Non
     return (torch.cuda.max_memory_allocated(device) - before) / 2**20
 
 
+def unfold_carafe(x, m, k: int, g: int, s: int):
+    """The usual pure-PyTorch CARAFE (unfold the k x k neighbourhoods, upsample them, weight and sum): the
+    baseline people replace the CUDA op with. It holds k^2 * sigma^2 copies of the input at once."""
+    n, c, h, w = x.shape
+    cols = F.unfold(x, k, padding=(k - 1) // 2).view(n, c * k * k, h, w)
+    cols = F.interpolate(cols, scale_factor=s, mode="nearest").view(n, g, c // g, k * k, s * h, s * w)
+    return (cols * m.view(n, g, 1, k * k, s * h, s * w)).sum(3).view(n, c, s * h, s * w)
+
+
 def _cases(wl: Workload, dtype: torch.dtype, device: torch.device, with_reference: bool):
     """(method, pass, callable, bytes that must move) for one workload."""
     n, c, h, w, k, g, s = wl.n, wl.c, wl.h, wl.w, wl.k, wl.g, wl.s
@@ -150,6 +159,8 @@ def _cases(wl: Workload, dtype: torch.dtype, device: torch.device, with_referenc
         cases += [
             ("reference", "forward", lambda: reference.carafe(x.detach(), m.detach(), k, g, s), fwd_bytes),
             ("reference", "forward+backward", fwd_bwd(lambda: reference.carafe(x, m, k, g, s)), fwd_bytes + bwd_bytes),
+            ("unfold", "forward", lambda: unfold_carafe(x.detach(), m.detach(), k, g, s), fwd_bytes),
+            ("unfold", "forward+backward", fwd_bwd(lambda: unfold_carafe(x, m, k, g, s)), fwd_bytes + bwd_bytes),
         ]
     pack = CARAFEPack(c, s, up_kernel=k, up_group=g).to(device=device, dtype=dtype)
     deconv = torch.nn.ConvTranspose2d(c, c, 4, stride=2, padding=1).to(device=device, dtype=dtype)
@@ -220,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="workload sets (default: fpn seg inpaint on CUDA, cpu on CPU)")
     parser.add_argument("--dtypes", nargs="+", default=None, choices=sorted(DTYPES),
                         help="default: float32 float16 bfloat16 on CUDA, float32 on CPU")
-    parser.add_argument("--no-reference", action="store_true", help="skip the (slow) pure-PyTorch reference")
+    parser.add_argument("--no-reference", action="store_true", help="skip the (slow) pure-PyTorch versions")
     parser.add_argument("--json", type=Path, default=Path("carafe_bench.json"), help="where to write the results")
     args = parser.parse_args(argv)
     device = torch.device(args.device)

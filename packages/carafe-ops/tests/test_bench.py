@@ -1,0 +1,27 @@
+"""The benchmark command runs and writes its JSON; its unfold baseline computes the same op."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from carafe_ops import bench, reference
+from carafe_ops.testing import make_inputs
+
+
+def test_unfold_baseline_equals_reference():
+    features, masks = make_inputs(2, 8, 5, 7, 5, 2, 3, dtype=torch.float64)
+    torch.testing.assert_close(bench.unfold_carafe(features, masks, 5, 2, 3), reference.carafe(features, masks, 5, 2, 3))
+
+
+def test_bench_command_writes_results(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    result = bench.main(["--device", "cpu", "--suite", "quick", "--json", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["copy_bandwidth_gbs"] > 0 and saved["results"] == result["results"]
+    methods = {(r["method"], r["pass"]) for r in saved["results"]}
+    assert {("carafe", "forward"), ("carafe", "backward"), ("unfold", "forward+backward"), ("nearest", "forward"),
+            ("CARAFEPack", "forward+backward"), ("deconv-s2", "forward")} <= methods
+    assert all(r["ms"] > 0 and r["ratio_to_floor"] > 0 for r in saved["results"])
+    assert "x floor" in capsys.readouterr().out
