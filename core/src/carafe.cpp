@@ -50,6 +50,9 @@ void validate(const Problem& p) {
   require(p.channels % p.group_size == 0, "channels (" + std::to_string(p.channels) +
                                               ") must be divisible by group_size (" +
                                               std::to_string(p.group_size) + ")");
+  require(p.output_height >= 0 && p.output_width >= 0,
+          "output size must be positive, got (" + std::to_string(p.output_height) + ", " +
+              std::to_string(p.output_width) + ")");
   const int code = int(p.dtype);
   require(code >= 0 && code <= 3, "dtype code " + std::to_string(code) + " is not a supported dtype");
 }

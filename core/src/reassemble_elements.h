@@ -27,8 +27,8 @@ CARAFE_HD accumulate_t<T> forward_element(const Geometry& g, const Operands<T>& 
                                           const Operands<T>& masks, int64_t n, int64_t c, int64_t oy,
                                           int64_t ox) {
   using acc_t = accumulate_t<T>;
-  const int64_t cy = source_coord(oy, g.sigma);
-  const int64_t cx = source_coord(ox, g.sigma);
+  const int64_t cy = source_coord(oy, g.H, g.OH);
+  const int64_t cx = source_coord(ox, g.W, g.OW);
   const int64_t first_mask_channel = mask_channel(group_of_channel(c, g), 0, g);
   acc_t sum = 0;
   for (int dy = -g.r; dy <= g.r; ++dy) {
@@ -51,8 +51,8 @@ CARAFE_HD accumulate_t<T> grad_mask_element(const Geometry& g, const Operands<T>
   const int64_t taps = int64_t(g.k) * g.k;
   const int64_t group = mc / taps;
   const int tap = int(mc % taps);
-  const int64_t iy = source_coord(oy, g.sigma) + tap / g.k - g.r;
-  const int64_t ix = source_coord(ox, g.sigma) + tap % g.k - g.r;
+  const int64_t iy = source_coord(oy, g.H, g.OH) + tap / g.k - g.r;
+  const int64_t ix = source_coord(ox, g.W, g.OW) + tap % g.k - g.r;
   const bool tap_inside = inside(iy, g.H) && inside(ix, g.W);
   const int64_t c_begin = group * g.channels_per_group;
   const int64_t c_end = c_begin + g.channels_per_group;
@@ -64,8 +64,8 @@ CARAFE_HD accumulate_t<T> grad_mask_element(const Geometry& g, const Operands<T>
   return sum;
 }
 
-// dL/dX[n, c, h, w] = sum over the taps (dy, dx) and the sigma x sigma outputs whose window centre is
-// (h - dy, w - dx) of M[n, g(c)*k*k + tap, oy, ox] * dY[n, c, oy, ox]
+// dL/dX[n, c, h, w] = sum over the taps (dy, dx) and the outputs whose window centre is (h - dy, w - dx)
+// of M[n, g(c)*k*k + tap, oy, ox] * dY[n, c, oy, ox]
 template <typename T>
 CARAFE_HD accumulate_t<T> grad_feature_element(const Geometry& g, const Operands<T>& grad_output,
                                                const Operands<T>& masks, int64_t n, int64_t c, int64_t h,
@@ -74,14 +74,16 @@ CARAFE_HD accumulate_t<T> grad_feature_element(const Geometry& g, const Operands
   const int64_t first_mask_channel = mask_channel(group_of_channel(c, g), 0, g);
   acc_t sum = 0;
   for (int dy = -g.r; dy <= g.r; ++dy) {
-    if (!inside(h - dy, g.H)) continue;
-    const int64_t oy0 = first_output_reading(h, dy, g.sigma);
+    const int64_t cy = h - dy;
+    if (!inside(cy, g.H)) continue;
+    const int64_t oy_end = first_output_of(cy + 1, g.H, g.OH);
     for (int dx = -g.r; dx <= g.r; ++dx) {
-      if (!inside(w - dx, g.W)) continue;
-      const int64_t ox0 = first_output_reading(w, dx, g.sigma);
+      const int64_t cx = w - dx;
+      if (!inside(cx, g.W)) continue;
+      const int64_t ox_end = first_output_of(cx + 1, g.W, g.OW);
       const int64_t mc = first_mask_channel + tap_index(dy, dx, g);
-      for (int64_t oy = oy0; oy < oy0 + g.sigma; ++oy) {
-        for (int64_t ox = ox0; ox < ox0 + g.sigma; ++ox) {
+      for (int64_t oy = first_output_of(cy, g.H, g.OH); oy < oy_end; ++oy) {
+        for (int64_t ox = first_output_of(cx, g.W, g.OW); ox < ox_end; ++ox) {
           sum += masks.at(n, mc, oy, ox) * grad_output.at(n, c, oy, ox);
         }
       }

@@ -144,6 +144,7 @@ inline int check_case(Runner& runner, const Dims& d, DType t, Layout layout, uin
   carafe::Problem p;
   p.batch = d.N; p.channels = d.C; p.height = d.H; p.width = d.W;
   p.kernel_size = d.k; p.group_size = d.G; p.scale_factor = d.sigma; p.dtype = t;
+  p.output_height = d.out_h; p.output_width = d.out_w;
 
   HostTensor y(t, d.N, d.C, d.OH(), d.OW(), layout);
   runner.forward(p, x, m, y);
@@ -163,9 +164,9 @@ inline int check_case(Runner& runner, const Dims& d, DType t, Layout layout, uin
     ++failures;
   }
   if (failures) {
-    std::printf("FAIL N=%lld C=%lld H=%lld W=%lld k=%d G=%d sigma=%d %s %s: %d mismatches\n", (long long)d.N,
-                (long long)d.C, (long long)d.H, (long long)d.W, d.k, d.G, d.sigma, carafe::dtype_name(t),
-                layout_name(layout), failures);
+    std::printf("FAIL N=%lld C=%lld H=%lld W=%lld k=%d G=%d sigma=%d out=%lldx%lld %s %s: %d mismatches\n",
+                (long long)d.N, (long long)d.C, (long long)d.H, (long long)d.W, d.k, d.G, d.sigma, (long long)d.OH(),
+                (long long)d.OW(), carafe::dtype_name(t), layout_name(layout), failures);
   }
   return failures;
 }
@@ -191,7 +192,11 @@ inline int check_grid(Runner& runner, const char* backend) {
       }
   // rows longer than a SIMD block plus a partial vector, and more channels per group than the CPU backend
   // holds at once, so that every code path of the row kernels runs
-  const Dims wide[] = {{2, 72, 5, 45, 5, 1, 2}, {1, 40, 3, 70, 7, 4, 4}, {1, 66, 4, 33, 3, 2, 3}};
+  // and output sizes other than sigma * input: an FPN's 2H - 1 (phase path), sizes without phase structure
+  // (per-element path), and an output smaller than the input
+  const Dims wide[] = {{2, 72, 5, 45, 5, 1, 2},       {1, 40, 3, 70, 7, 4, 4},       {1, 66, 4, 33, 3, 2, 3},
+                       {2, 6, 5, 7, 5, 2, 2, 9, 13},   {1, 4, 5, 38, 3, 1, 2, 10, 75}, {1, 6, 4, 6, 3, 3, 3, 11, 17},
+                       {1, 4, 6, 7, 5, 2, 2, 4, 5},    {1, 36, 5, 40, 5, 1, 2, 9, 79}, {1, 36, 5, 40, 5, 1, 2, 9, 70}};
   for (const Dims& d : wide)
     for (DType t : dtypes)
       for (Layout layout : layouts) {

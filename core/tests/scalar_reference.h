@@ -10,8 +10,12 @@ namespace carafe_test {
 struct Dims {
   int64_t N, C, H, W;
   int k, G, sigma;
-  int64_t OH() const { return H * sigma; }
-  int64_t OW() const { return W * sigma; }
+  int64_t out_h = 0, out_w = 0;  // 0: sigma * H, sigma * W
+  int64_t OH() const { return out_h ? out_h : H * sigma; }
+  int64_t OW() const { return out_w ? out_w : W * sigma; }
+  // the input pixel an output pixel's window is centred on (nearest-neighbour interpolation's choice)
+  int64_t src_y(int64_t oy) const { return oy * H / OH(); }
+  int64_t src_x(int64_t ox) const { return ox * W / OW(); }
   int64_t MC() const { return int64_t(G) * k * k; }
 };
 
@@ -41,7 +45,7 @@ inline std::vector<double> forward(const Dims& d, const std::vector<double>& x, 
             for (int dx = -r; dx <= r; ++dx) {
               const int64_t mc = g * d.k * d.k + (dy + r) * d.k + (dx + r);
               const double term = m[at(n, mc, oy, ox, d.MC(), d.OH(), d.OW())] *
-                                  padded(x, d, n, c, oy / d.sigma + dy, ox / d.sigma + dx);
+                                  padded(x, d, n, c, d.src_y(oy) + dy, d.src_x(ox) + dx);
               sum += term;
               abs_sum += term < 0 ? -term : term;
             }
@@ -71,7 +75,7 @@ inline void backward(const Dims& d, const std::vector<double>& dy, const std::ve
             for (int tx = -r; tx <= r; ++tx) {
               const int64_t mc = g * d.k * d.k + (ty + r) * d.k + (tx + r);
               const int64_t mi = at(n, mc, oy, ox, d.MC(), d.OH(), d.OW());
-              const int64_t iy = oy / d.sigma + ty, ix = ox / d.sigma + tx;
+              const int64_t iy = d.src_y(oy) + ty, ix = d.src_x(ox) + tx;
               const double xv = padded(x, d, n, c, iy, ix);
               dm_out[mi] += grad * xv;
               dm_abs[mi] += grad * xv < 0 ? -(grad * xv) : grad * xv;

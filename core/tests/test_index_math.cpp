@@ -31,7 +31,17 @@ int main() {
   expect(g.r == 2 && g.OH == 12 && g.OW == 18 && g.channels_per_group == 4, "geometry");
   expect(tap_index(-2, -2, g) == 0 && tap_index(0, 0, g) == 12 && tap_index(2, 2, g) == 24, "tap indices");
   expect(mask_channel(group_of_channel(5, g), tap_index(0, 1, g), g) == 25 + 13, "mask channel of channel 5");
-  expect(source_coord(8, 3) == 2 && first_output_reading(3, 1, 3) == 6, "source and gather coordinates");
+  expect(source_coord(8, 4, 12) == 2 && first_output_of(3, 4, 12) == 9, "source and first output, sigma 3");
+  expect(source_coord(48, 25, 49) == 24 && first_output_of(24, 25, 49) == 48, "an FPN's 25 -> 49");
+  // for any sizes, [first_output_of(i), first_output_of(i + 1)) are exactly the outputs whose source is i
+  bool consistent = true;
+  for (int64_t in = 1; in < 40; ++in)
+    for (int64_t out = 1; out < 130; ++out)
+      for (int64_t o = 0; o < out; ++o) {
+        const int64_t i = source_coord(o, in, out);
+        consistent &= i >= 0 && i < in && first_output_of(i, in, out) <= o && o < first_output_of(i + 1, in, out);
+      }
+  expect(consistent, "source_coord and first_output_of agree for every size pair");
   std::printf("index math: %s\n", failures ? "FAIL" : "ok");
   return failures ? 1 : 0;
 }

@@ -5,7 +5,9 @@
 //
 //   Y[n,c,y,x] = sum_{dy,dx in [-r,r]} M[n, g(c)*k*k + (dy+r)*k + (dx+r), y, x] * X[n, c, y/sigma + dy, x/sigma + dx]
 //
-// features X: (N, C, H, W); masks M: (N, G*k*k, sigma*H, sigma*W); output Y: (N, C, sigma*H, sigma*W).
+// features X: (N, C, H, W); masks M: (N, G*k*k, OH, OW); output Y: (N, C, OH, OW), by default OH, OW =
+// sigma*H, sigma*W. For any output size, y/sigma above generalizes to floor(y * H / OH): the input pixel that
+// nearest-neighbour interpolation to that size picks (the same pixel when OH = sigma*H).
 // Taps outside X count as zero. Masks are used as given (not normalized).
 //
 // Errors: invalid arguments throw std::invalid_argument; CUDA failures and backends missing from this build
@@ -41,9 +43,11 @@ struct Problem {
   int group_size = 1;    // G, divides C
   int scale_factor = 2;  // sigma
   DType dtype = DType::Float32;
+  int64_t output_height = 0;  // OH; 0: sigma * H
+  int64_t output_width = 0;   // OW; 0: sigma * W
 
-  int64_t out_height() const { return height * scale_factor; }
-  int64_t out_width() const { return width * scale_factor; }
+  int64_t out_height() const { return output_height > 0 ? output_height : height * scale_factor; }
+  int64_t out_width() const { return output_width > 0 ? output_width : width * scale_factor; }
   int64_t mask_channels() const { return int64_t(group_size) * kernel_size * kernel_size; }
 };
 

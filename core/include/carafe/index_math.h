@@ -42,8 +42,18 @@ CARAFE_HD int64_t element_offset(const Strides& s, int64_t n, int64_t c, int64_t
   return n * s.n + c * s.c + h * s.h + w * s.w;
 }
 
-// The input pixel an output coordinate sits on (the centre of its reassembly window).
-CARAFE_HD int64_t source_coord(int64_t out_coord, int sigma) { return out_coord / sigma; }
+// The input coordinate an output coordinate's reassembly window is centred on: the one nearest-neighbour
+// interpolation from in_size to out_size picks, floor(out * in_size / out_size), exactly (integer arithmetic).
+// With out_size = sigma * in_size this is out / sigma.
+CARAFE_HD int64_t source_coord(int64_t out_coord, int64_t in_size, int64_t out_size) {
+  return out_coord * in_size / out_size;
+}
+
+// The first output coordinate whose source is in_coord, ceil(in_coord * out_size / in_size); the outputs of
+// in_coord are [first_output_of(in_coord), first_output_of(in_coord + 1)).
+CARAFE_HD int64_t first_output_of(int64_t in_coord, int64_t in_size, int64_t out_size) {
+  return (in_coord * out_size + in_size - 1) / in_size;
+}
 
 CARAFE_HD bool inside(int64_t coord, int64_t size) { return coord >= 0 && coord < size; }
 
@@ -55,10 +65,6 @@ CARAFE_HD int64_t group_of_channel(int64_t c, const Geometry& g) { return c / g.
 CARAFE_HD int64_t mask_channel(int64_t group, int tap, const Geometry& g) {
   return group * int64_t(g.k) * g.k + tap;
 }
-
-// Backward gather: input pixel h is read through tap dy by the outputs whose source pixel is h - dy, i.e.
-// the output rows [sigma*(h-dy), sigma*(h-dy) + sigma). This returns the first of them.
-CARAFE_HD int64_t first_output_reading(int64_t in_coord, int d, int sigma) { return (in_coord - d) * sigma; }
 
 // Splits a flat index over an (a, b, c, d) grid, d fastest.
 struct Index4 {

@@ -1,14 +1,17 @@
 // CPU backend. Work is split over threads by input rows (n, h); within a row, every hot loop is
 // sum_of_products (row_kernels.h) over contiguous accumulation-type rows, which runs at SIMD speed.
 //
-// The trick that makes the rows contiguous is to split each output row by phase: output column ox = sigma*x + j
-// belongs to phase j and source column x. Within one phase,
-//   Y[oy, sigma*x + j] = sum_t M_t[oy, sigma*x + j] * X[oy/sigma + dy_t, x + dx_t]
+// The trick that makes the rows contiguous is to split each output row by phase: when the output columns map
+// to their source columns as ox -> ox / s (s = sigma; this also covers an FPN's odd sizes, e.g. 25 -> 49),
+// output column s*x + j belongs to phase j and source column x. Within one phase,
+//   Y[oy, s*x + j] = sum_t M_t[oy, s*x + j] * X[source(oy) + dy_t, x + dx_t]
 // is a sum over taps of (phase-j mask row) * (input row shifted by dx_t): no gathers, no upsampled copies.
 // Mask rows are split into phases once per channel group and reused by all its channels; input rows get
 // r zeros on each side, so out-of-range taps read a zero (that is still multiplied: NaN/inf propagate as in
 // the zero-padded reference). grad_masks is the same sum with the roles of M and X taken by dY and X, over the
 // channels of a group; grad_features gathers over the taps and phases whose source cell is (h - dy, w - dx).
+// Output rows can map to input rows in any way (each task takes the output rows whose source is its row).
+// Column mappings without that phase structure (rare sizes) take the per-element path of reassemble_elements.h.
 //
 // Every element is summed in a fixed order by one thread: results are deterministic for any thread count.
 #include <algorithm>
@@ -19,6 +22,7 @@
 #include "cpu/parallel_for.h"
 #include "cpu/row_kernels.h"
 #include "dtype_dispatch.h"
+#include "reassemble_elements.h"
 
 namespace carafe {
 namespace cpu {
@@ -37,6 +41,25 @@ std::vector<A> buffer(int64_t size) {
   return std::vector<A>(static_cast<size_t>(size + kRowSlack));
 }
 
+// The number of phases s when every output column ox < out has source column ox / s (and 0 when the
+// mapping from in to out columns is not of that form).
+int64_t column_phases(int64_t in, int64_t out) {
+  const int64_t s = (out + in - 1) / in;
+  for (int64_t o = 0; o < out; ++o)
+    if (source_coord(o, in, out) != o / s) return 0;
+  return s;
+}
+
+// The output rows [first, end) whose source is input row h.
+struct RowRange {
+  int64_t first, end;
+  int64_t count() const { return end - first; }
+};
+RowRange output_rows(const Geometry& g, int64_t h) {
+  return {first_output_of(h, g.H, g.OH), first_output_of(h + 1, g.H, g.OH)};
+}
+int64_t max_output_rows(const Geometry& g) { return (g.OH + g.H - 1) / g.H; }
+
 // dst[0, pad) = 0, dst[pad + x] = src[x * stride] for x < len, then pad zeros.
 template <typename T, typename A>
 void load_padded_row(const T* src, int64_t stride, int64_t len, int pad, A* dst) {
@@ -52,70 +75,82 @@ void load_padded_row(const T* src, int64_t stride, int64_t len, int pad, A* dst)
   std::fill(dst + pad + len, dst + 2 * pad + len, A(0));
 }
 
-// Splits a row of sigma*len values into sigma phase rows of pitch len + 2*pad: row j holds
-// src[(sigma*x + j) * stride] at index pad + x, and zeros in its pads.
+// Splits a row of `valid` <= s*len values into s phase rows of pitch len + 2*pad: row j holds
+// src[(s*x + j) * stride] at index pad + x (zero where s*x + j >= valid), and zeros in its pads.
 template <typename T, typename A>
-void load_phases(const T* src, int64_t stride, int64_t len, int sigma, int pad, A* dst) {
+void load_phases(const T* src, int64_t stride, int64_t len, int64_t s, int64_t valid, int pad, A* dst) {
   const int64_t pitch = len + 2 * pad;
   if constexpr (std::is_same_v<T, A>) {
-    if (stride == 1) {
-      split_phases(src, len, sigma, dst + pad, pitch);
-      for (int j = 0; j < sigma; ++j) {
+    if (stride == 1 && valid == s * len) {
+      split_phases(src, len, int(s), dst + pad, pitch);
+      for (int64_t j = 0; j < s; ++j) {
         std::fill(dst + j * pitch, dst + j * pitch + pad, A(0));
         std::fill(dst + j * pitch + pad + len, dst + (j + 1) * pitch, A(0));
       }
       return;
     }
   }
-  for (int j = 0; j < sigma; ++j) load_padded_row(src + j * stride, sigma * stride, len, pad, dst + j * pitch);
+  for (int64_t j = 0; j < s; ++j) {
+    A* row = dst + j * pitch;
+    std::fill(row, row + pitch, A(0));
+    for (int64_t x = 0; x < len && s * x + j < valid; ++x) row[pad + x] = load(src[(s * x + j) * stride]);
+  }
 }
 
-// The inverse of load_phases (without pads): dst[(sigma*x + j) * stride] = src[j*len + x].
+// The inverse of load_phases (without pads): dst[(s*x + j) * stride] = src[j*len + x] where s*x + j < valid.
 template <typename T, typename A>
-void store_phases(const A* src, int64_t len, int sigma, T* dst, int64_t stride) {
+void store_phases(const A* src, int64_t len, int64_t s, int64_t valid, T* dst, int64_t stride) {
   if constexpr (std::is_same_v<T, A>) {
-    if (stride == 1) return merge_phases(src, len, len, sigma, dst);
+    if (stride == 1 && valid == s * len) return merge_phases(src, len, len, int(s), dst);
   }
-  for (int j = 0; j < sigma; ++j)
-    for (int64_t x = 0; x < len; ++x) dst[(sigma * x + j) * stride] = store<T>(src[j * len + x]);
+  for (int64_t j = 0; j < s; ++j)
+    for (int64_t x = 0; x < len && s * x + j < valid; ++x) dst[(s * x + j) * stride] = store<T>(src[j * len + x]);
+}
+
+template <typename T, typename A>
+void load_input_rows(const Geometry& g, const Tensor4<T>& x, int64_t n, int64_t c, int64_t h, int64_t pitch,
+                     A* rows) {
+  for (int dyi = 0; dyi < g.k; ++dyi) {
+    A* row = rows + dyi * pitch;
+    const int64_t iy = h + dyi - g.r;
+    if (inside(iy, g.H)) {
+      load_padded_row(x.row(n, c, iy), x.s.w, g.W, g.r, row);
+    } else {
+      std::fill(row, row + pitch, A(0));
+    }
+  }
 }
 
 int64_t channels_end(const Geometry& g, int64_t group) { return (group + 1) * g.channels_per_group; }
 
 template <typename T>
-void forward_rows(const Geometry& g, const Tensor4<T>& x, const Tensor4<T>& m, T* out, Strides os, int64_t begin,
-                  int64_t end) {
+void forward_rows(const Geometry& g, int64_t s, const Tensor4<T>& x, const Tensor4<T>& m, T* out, Strides os,
+                  int64_t begin, int64_t end) {
   using A = accumulate_t<T>;
-  const int taps = g.k * g.k, s = g.sigma;
+  const int taps = g.k * g.k;
   const int64_t pitch = g.W + 2 * g.r;
-  auto mask_phases = buffer<A>(s * taps * s * g.W);  // [i][t][j][x]: row sigma*h + i, tap t, phase j
-  auto padded = buffer<A>(g.k * pitch);              // [dy + r][r + x]: input rows h - r .. h + r
-  auto phase_out = buffer<A>(s * g.W);               // [j][x]
+  auto mask_phases = buffer<A>(max_output_rows(g) * taps * s * g.W);  // [i][t][j][x]: output row i of h
+  auto padded = buffer<A>(g.k * pitch);                               // [dy + r][r + x]: input rows h-r..h+r
+  auto phase_out = buffer<A>(s * g.W);                                // [j][x]
   std::vector<const A*> a(static_cast<size_t>(taps)), b(static_cast<size_t>(taps));
   for (int64_t task = begin; task < end; ++task) {
     const int64_t n = task / g.H, h = task % g.H;
+    const RowRange rows = output_rows(g, h);
+    if (rows.count() == 0) continue;
     for (int64_t group = 0; group < g.G; ++group) {
-      for (int i = 0; i < s; ++i)
+      for (int64_t i = 0; i < rows.count(); ++i)
         for (int t = 0; t < taps; ++t)
-          load_phases(m.row(n, mask_channel(group, t, g), h * s + i), m.s.w, g.W, s, 0,
+          load_phases(m.row(n, mask_channel(group, t, g), rows.first + i), m.s.w, g.W, s, g.OW, 0,
                       mask_phases.data() + (i * taps + t) * s * g.W);
       for (int64_t c = group * g.channels_per_group; c < channels_end(g, group); ++c) {
-        for (int dyi = 0; dyi < g.k; ++dyi) {
-          A* row = padded.data() + dyi * pitch;
-          const int64_t iy = h + dyi - g.r;
-          if (inside(iy, g.H)) {
-            load_padded_row(x.row(n, c, iy), x.s.w, g.W, g.r, row);
-          } else {
-            std::fill(row, row + pitch, A(0));
-          }
-        }
+        load_input_rows(g, x, n, c, h, pitch, padded.data());
         for (int t = 0; t < taps; ++t) b[t] = padded.data() + (t / g.k) * pitch + t % g.k;
-        for (int i = 0; i < s; ++i) {
-          for (int j = 0; j < s; ++j) {
+        for (int64_t i = 0; i < rows.count(); ++i) {
+          for (int64_t j = 0; j < s; ++j) {
             for (int t = 0; t < taps; ++t) a[t] = mask_phases.data() + ((i * taps + t) * s + j) * g.W;
             sum_of_products(phase_out.data() + j * g.W, g.W, taps, a.data(), b.data(), false);
           }
-          store_phases(phase_out.data(), g.W, s, out + element_offset(os, n, c, h * s + i, 0), os.w);
+          store_phases(phase_out.data(), g.W, s, g.OW, out + element_offset(os, n, c, rows.first + i, 0), os.w);
         }
       }
     }
@@ -123,90 +158,89 @@ void forward_rows(const Geometry& g, const Tensor4<T>& x, const Tensor4<T>& m, T
 }
 
 template <typename T>
-void grad_masks_rows(const Geometry& g, const Tensor4<T>& dy, const Tensor4<T>& x, T* out, Strides os,
+void grad_masks_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, const Tensor4<T>& x, T* out, Strides os,
                      int64_t begin, int64_t end) {
   using A = accumulate_t<T>;
   constexpr int64_t chunk = 32;  // channels whose rows are held at once
-  const int taps = g.k * g.k, s = g.sigma;
-  const int64_t pitch = g.W + 2 * g.r;
-  auto sums = buffer<A>(s * taps * s * g.W);             // [i][t][j][x]
-  auto grad_phases = buffer<A>(chunk * s * s * g.W);     // [q][i][j][x]: channel q of the chunk
-  auto padded = buffer<A>(chunk * g.k * pitch);          // [q][dy + r][r + x]
+  const int taps = g.k * g.k;
+  const int64_t pitch = g.W + 2 * g.r, max_rows = max_output_rows(g);
+  auto sums = buffer<A>(max_rows * taps * s * g.W);          // [i][t][j][x]
+  auto grad_phases = buffer<A>(chunk * max_rows * s * g.W);  // [q][i][j][x]: channel q of the chunk
+  auto padded = buffer<A>(chunk * g.k * pitch);              // [q][dy + r][r + x]
   std::vector<const A*> a(static_cast<size_t>(chunk)), b(static_cast<size_t>(chunk));
   for (int64_t task = begin; task < end; ++task) {
     const int64_t n = task / g.H, h = task % g.H;
+    const RowRange rows = output_rows(g, h);
+    if (rows.count() == 0) continue;
     for (int64_t group = 0; group < g.G; ++group) {
       const int64_t c_begin = group * g.channels_per_group;
       for (int64_t c0 = c_begin; c0 < channels_end(g, group); c0 += chunk) {
         const int64_t count = std::min(chunk, channels_end(g, group) - c0);
         for (int64_t q = 0; q < count; ++q) {
-          for (int i = 0; i < s; ++i)
-            load_phases(dy.row(n, c0 + q, h * s + i), dy.s.w, g.W, s, 0, grad_phases.data() + (q * s + i) * s * g.W);
-          for (int dyi = 0; dyi < g.k; ++dyi) {
-            A* row = padded.data() + (q * g.k + dyi) * pitch;
-            const int64_t iy = h + dyi - g.r;
-            if (inside(iy, g.H)) {
-              load_padded_row(x.row(n, c0 + q, iy), x.s.w, g.W, g.r, row);
-            } else {
-              std::fill(row, row + pitch, A(0));
-            }
-          }
+          for (int64_t i = 0; i < rows.count(); ++i)
+            load_phases(dy.row(n, c0 + q, rows.first + i), dy.s.w, g.W, s, g.OW, 0,
+                        grad_phases.data() + (q * max_rows + i) * s * g.W);
+          load_input_rows(g, x, n, c0 + q, h, pitch, padded.data() + q * g.k * pitch);
         }
-        for (int i = 0; i < s; ++i)
+        for (int64_t i = 0; i < rows.count(); ++i)
           for (int t = 0; t < taps; ++t)
-            for (int j = 0; j < s; ++j) {
+            for (int64_t j = 0; j < s; ++j) {
               for (int64_t q = 0; q < count; ++q) {
-                a[q] = grad_phases.data() + ((q * s + i) * s + j) * g.W;
+                a[q] = grad_phases.data() + ((q * max_rows + i) * s + j) * g.W;
                 b[q] = padded.data() + (q * g.k + t / g.k) * pitch + t % g.k;
               }
               sum_of_products(sums.data() + ((i * taps + t) * s + j) * g.W, g.W, int(count), a.data(), b.data(),
                               c0 != c_begin);
             }
       }
-      for (int i = 0; i < s; ++i)
+      for (int64_t i = 0; i < rows.count(); ++i)
         for (int t = 0; t < taps; ++t)
-          store_phases(sums.data() + (i * taps + t) * s * g.W, g.W, s,
-                       out + element_offset(os, n, mask_channel(group, t, g), h * s + i, 0), os.w);
+          store_phases(sums.data() + (i * taps + t) * s * g.W, g.W, s, g.OW,
+                       out + element_offset(os, n, mask_channel(group, t, g), rows.first + i, 0), os.w);
     }
   }
 }
 
 template <typename T>
-void grad_features_rows(const Geometry& g, const Tensor4<T>& dy, const Tensor4<T>& m, T* out, Strides os,
-                        int64_t begin, int64_t end) {
+void grad_features_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, const Tensor4<T>& m, T* out,
+                        Strides os, int64_t begin, int64_t end) {
   using A = accumulate_t<T>;
-  const int taps = g.k * g.k, s = g.sigma;
-  const int64_t pitch = g.W + 2 * g.r;
-  auto mask_phases = buffer<A>(g.k * s * g.k * s * pitch);  // [dy + r][i][dx + r][j][r + x]
-  auto grad_phases = buffer<A>(g.k * s * s * pitch);        // [dy + r][i][j][r + x]
+  const int taps = g.k * g.k;
+  const int64_t pitch = g.W + 2 * g.r, max_rows = max_output_rows(g);
+  auto mask_phases = buffer<A>(g.k * max_rows * g.k * s * pitch);  // [dy + r][i][dx + r][j][r + x]
+  auto grad_phases = buffer<A>(g.k * max_rows * s * pitch);        // [dy + r][i][j][r + x]
   auto sums = buffer<A>(g.W);
-  std::vector<const A*> a(static_cast<size_t>(taps * s * s)), b(static_cast<size_t>(taps * s * s));
+  std::vector<const A*> a(static_cast<size_t>(taps * max_rows * s)), b(a.size());
   for (int64_t task = begin; task < end; ++task) {
     const int64_t n = task / g.H, h = task % g.H;
     // input row h is read through tap row dy by the outputs of source row h - dy
     const int dyi_begin = int(std::max<int64_t>(0, h + g.r - (g.H - 1)));
     const int dyi_end = int(std::min<int64_t>(g.k, h + g.r + 1));
     for (int64_t group = 0; group < g.G; ++group) {
-      for (int dyi = dyi_begin; dyi < dyi_end; ++dyi)
-        for (int i = 0; i < s; ++i)
+      for (int dyi = dyi_begin; dyi < dyi_end; ++dyi) {
+        const RowRange rows = output_rows(g, h - dyi + g.r);
+        for (int64_t i = 0; i < rows.count(); ++i)
           for (int dxi = 0; dxi < g.k; ++dxi)
-            load_phases(m.row(n, mask_channel(group, dyi * g.k + dxi, g), (h - dyi + g.r) * s + i), m.s.w, g.W, s,
-                        g.r, mask_phases.data() + ((dyi * s + i) * g.k + dxi) * s * pitch);
+            load_phases(m.row(n, mask_channel(group, dyi * g.k + dxi, g), rows.first + i), m.s.w, g.W, s, g.OW,
+                        g.r, mask_phases.data() + ((dyi * max_rows + i) * g.k + dxi) * s * pitch);
+      }
       for (int64_t c = group * g.channels_per_group; c < channels_end(g, group); ++c) {
         int count = 0;
-        for (int dyi = dyi_begin; dyi < dyi_end; ++dyi)
-          for (int i = 0; i < s; ++i) {
-            A* grad = grad_phases.data() + (dyi * s + i) * s * pitch;
-            load_phases(dy.row(n, c, (h - dyi + g.r) * s + i), dy.s.w, g.W, s, g.r, grad);
-            // dX[w] += M[.., sigma*(w - dx) + j] * dY[.., sigma*(w - dx) + j]: both rows shifted by -dx
+        for (int dyi = dyi_begin; dyi < dyi_end; ++dyi) {
+          const RowRange rows = output_rows(g, h - dyi + g.r);
+          for (int64_t i = 0; i < rows.count(); ++i) {
+            A* grad = grad_phases.data() + (dyi * max_rows + i) * s * pitch;
+            load_phases(dy.row(n, c, rows.first + i), dy.s.w, g.W, s, g.OW, g.r, grad);
+            // dX[w] += M[.., s*(w - dx) + j] * dY[.., s*(w - dx) + j]: both rows shifted by -dx
             for (int dxi = 0; dxi < g.k; ++dxi)
-              for (int j = 0; j < s; ++j) {
+              for (int64_t j = 0; j < s; ++j) {
                 const int64_t shift = g.r - (dxi - g.r);
-                a[count] = mask_phases.data() + (((dyi * s + i) * g.k + dxi) * s + j) * pitch + shift;
+                a[count] = mask_phases.data() + (((dyi * max_rows + i) * g.k + dxi) * s + j) * pitch + shift;
                 b[count] = grad + j * pitch + shift;
                 ++count;
               }
           }
+        }
         sum_of_products(sums.data(), g.W, count, a.data(), b.data(), false);
         for (int64_t w = 0; w < g.W; ++w) out[element_offset(os, n, c, h, w)] = store<T>(sums[w]);
       }
@@ -214,19 +248,42 @@ void grad_features_rows(const Geometry& g, const Tensor4<T>& dy, const Tensor4<T
   }
 }
 
-int64_t row_cost(const Geometry& g) { return g.C * g.sigma * g.sigma * g.W * int64_t(g.k) * g.k; }
+// The per-element path: element(a, b, c, d) for every element of an (A, B, C, D) grid, rows split over threads.
+template <typename T, typename Element>
+void fill_elements(int64_t A, int64_t B, int64_t C, int64_t D, int64_t cost_per_element, const Device& device,
+                   TensorRef out, const Element& element) {
+  T* const data = static_cast<T*>(out.data);
+  parallel_for(A * B * C, device.num_threads, D * cost_per_element, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const Index4 i = unflatten(row * D, B, C, D);
+      for (int64_t d = 0; d < D; ++d) data[element_offset(out.strides, i.a, i.b, i.c, d)] = store<T>(element(i.a, i.b, i.c, d));
+    }
+  });
+}
+
+int64_t row_cost(const Geometry& g) {
+  return g.C * (g.OH * g.OW / std::max<int64_t>(1, g.H)) * int64_t(g.k) * g.k;
+}
 
 }  // namespace
 
 void reassemble_forward(const Problem& problem, const Device& device, ConstTensorRef features,
                         ConstTensorRef masks, TensorRef output) {
   const Geometry g = Geometry::of(problem);
+  const int64_t s = column_phases(g.W, g.OW);
   dispatch_dtype(problem.dtype, [&](auto type_tag) {
     using T = decltype(type_tag);
     const Tensor4<T> x{static_cast<const T*>(features.data), features.strides};
     const Tensor4<T> m{static_cast<const T*>(masks.data), masks.strides};
+    if (s == 0) {
+      const Operands<T> xo{x.data, x.s}, mo{m.data, m.s};
+      return fill_elements<T>(g.N, g.C, g.OH, g.OW, int64_t(g.k) * g.k, device, output,
+                              [&](int64_t n, int64_t c, int64_t oy, int64_t ox) {
+                                return forward_element(g, xo, mo, n, c, oy, ox);
+                              });
+    }
     parallel_for(g.N * g.H, device.num_threads, row_cost(g), [&](int64_t begin, int64_t end) {
-      forward_rows(g, x, m, static_cast<T*>(output.data), output.strides, begin, end);
+      forward_rows(g, s, x, m, static_cast<T*>(output.data), output.strides, begin, end);
     });
   });
 }
@@ -235,16 +292,29 @@ void reassemble_backward(const Problem& problem, const Device& device, ConstTens
                          ConstTensorRef features, ConstTensorRef masks, TensorRef grad_features,
                          TensorRef grad_masks) {
   const Geometry g = Geometry::of(problem);
+  const int64_t s = column_phases(g.W, g.OW);
   dispatch_dtype(problem.dtype, [&](auto type_tag) {
     using T = decltype(type_tag);
     const Tensor4<T> dy{static_cast<const T*>(grad_output.data), grad_output.strides};
     const Tensor4<T> x{static_cast<const T*>(features.data), features.strides};
     const Tensor4<T> m{static_cast<const T*>(masks.data), masks.strides};
+    if (s == 0) {
+      const Operands<T> dyo{dy.data, dy.s}, xo{x.data, x.s}, mo{m.data, m.s};
+      const int64_t reads_per_input = (g.OH * g.OW) / (g.H * g.W) + 1;
+      fill_elements<T>(g.N, g.C, g.H, g.W, int64_t(g.k) * g.k * reads_per_input, device, grad_features,
+                       [&](int64_t n, int64_t c, int64_t h, int64_t w) {
+                         return grad_feature_element(g, dyo, mo, n, c, h, w);
+                       });
+      return fill_elements<T>(g.N, int64_t(g.G) * g.k * g.k, g.OH, g.OW, g.channels_per_group, device, grad_masks,
+                              [&](int64_t n, int64_t mc, int64_t oy, int64_t ox) {
+                                return grad_mask_element(g, dyo, xo, n, mc, oy, ox);
+                              });
+    }
     parallel_for(g.N * g.H, device.num_threads, row_cost(g), [&](int64_t begin, int64_t end) {
-      grad_features_rows(g, dy, m, static_cast<T*>(grad_features.data), grad_features.strides, begin, end);
+      grad_features_rows(g, s, dy, m, static_cast<T*>(grad_features.data), grad_features.strides, begin, end);
     });
     parallel_for(g.N * g.H, device.num_threads, row_cost(g), [&](int64_t begin, int64_t end) {
-      grad_masks_rows(g, dy, x, static_cast<T*>(grad_masks.data), grad_masks.strides, begin, end);
+      grad_masks_rows(g, s, dy, x, static_cast<T*>(grad_masks.data), grad_masks.strides, begin, end);
     });
   });
 }
