@@ -32,7 +32,8 @@ PYBIND11_MODULE(_C, m) {
 
   py::class_<carafe::Problem>(m, "Problem")
       .def(py::init([](int64_t batch, int64_t channels, int64_t height, int64_t width, int kernel_size,
-                       int group_size, int scale_factor, carafe::DType dtype) {
+                       int group_size, int scale_factor, carafe::DType dtype, int64_t output_height,
+                       int64_t output_width) {
              carafe::Problem p;
              p.batch = batch;
              p.channels = channels;
@@ -42,10 +43,13 @@ PYBIND11_MODULE(_C, m) {
              p.group_size = group_size;
              p.scale_factor = scale_factor;
              p.dtype = dtype;
+             p.output_height = output_height;
+             p.output_width = output_width;
              return p;
            }),
            py::arg("batch"), py::arg("channels"), py::arg("height"), py::arg("width"), py::arg("kernel_size"),
-           py::arg("group_size"), py::arg("scale_factor"), py::arg("dtype"));
+           py::arg("group_size"), py::arg("scale_factor"), py::arg("dtype"), py::arg("output_height") = 0,
+           py::arg("output_width") = 0);
 
   py::class_<carafe::Device>(m, "Device")
       .def(py::init([](bool cuda, int index, std::uintptr_t stream, int num_threads) {

@@ -4,6 +4,9 @@
 ``torch.ops.carafe.reassemble_backward(grad_output, features, masks, kernel_size, group_size, scale_factor)
 -> (grad_features, grad_masks)``
 
+The output has the masks' spatial size (the public :func:`carafe_ops.carafe` checks it against
+``scale_factor`` or an explicit ``size``).
+
 Declaring them with ``torch.library.custom_op`` is what lets ``torch.compile``, ``torch.export``,
 ``FlopCounterMode`` and ``opcheck`` see through them; the backward is an op too, so autograd stays out of
 the kernels.
@@ -33,16 +36,22 @@ def _memory_format(tensor: Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def _new_output(features: Tensor, kernel_size: int, scale_factor: int) -> Tensor:
-    n, c, h, w = features.shape
-    return features.new_empty((n, c, h * scale_factor, w * scale_factor)).contiguous(
-        memory_format=_memory_format(features)
-    )
+def _new_output(features: Tensor, masks: Tensor) -> Tensor:
+    """(N, C) of the features, spatial size of the masks, layout of the features."""
+    shape = (*features.shape[:2], *masks.shape[2:])
+    return features.new_empty(shape).contiguous(memory_format=_memory_format(features))
 
 
-def _problem(features: Tensor, kernel_size: int, group_size: int, scale_factor: int):
+def _problem(features: Tensor, masks: Tensor, kernel_size: int, group_size: int, scale_factor: int):
     n, c, h, w = features.shape
-    return _C.Problem(n, c, h, w, kernel_size, group_size, scale_factor, _DTYPES[features.dtype])
+    out_h, out_w = masks.shape[2:]
+    return _C.Problem(n, c, h, w, kernel_size, group_size, scale_factor, _DTYPES[features.dtype], out_h, out_w)
+
+
+def _check_op_args(features, masks, kernel_size, group_size, scale_factor) -> None:
+    """The ops take the output size from the masks (the public functions check it against scale_factor or size)."""
+    size = masks.shape[2:] if isinstance(masks, Tensor) and masks.dim() == 4 else None
+    check_reassemble_args(features, masks, kernel_size, group_size, scale_factor, size)
 
 
 def _device(tensor: Tensor):
@@ -67,32 +76,31 @@ def _ref(tensor: Tensor):
 
 @torch.library.custom_op("carafe::reassemble", mutates_args=())
 def reassemble(features: Tensor, masks: Tensor, kernel_size: int, group_size: int, scale_factor: int) -> Tensor:
-    check_reassemble_args(features, masks, kernel_size, group_size, scale_factor)
+    _check_op_args(features, masks, kernel_size, group_size, scale_factor)
     device = _device(features)
-    output = _new_output(features, kernel_size, scale_factor)
-    _C.reassemble_forward(
-        _problem(features, kernel_size, group_size, scale_factor), device, _ref(features), _ref(masks), _ref(output)
-    )
+    output = _new_output(features, masks)
+    problem = _problem(features, masks, kernel_size, group_size, scale_factor)
+    _C.reassemble_forward(problem, device, _ref(features), _ref(masks), _ref(output))
     return output
 
 
 @reassemble.register_fake
 def _reassemble_fake(features, masks, kernel_size, group_size, scale_factor):
-    check_reassemble_args(features, masks, kernel_size, group_size, scale_factor)
-    return _new_output(features, kernel_size, scale_factor)
+    _check_op_args(features, masks, kernel_size, group_size, scale_factor)
+    return _new_output(features, masks)
 
 
 @torch.library.custom_op("carafe::reassemble_backward", mutates_args=())
 def reassemble_backward(
     grad_output: Tensor, features: Tensor, masks: Tensor, kernel_size: int, group_size: int, scale_factor: int
 ) -> tuple[Tensor, Tensor]:
-    check_reassemble_args(features, masks, kernel_size, group_size, scale_factor)
-    check_grad_output(grad_output, features, scale_factor)
+    _check_op_args(features, masks, kernel_size, group_size, scale_factor)
+    check_grad_output(grad_output, features, masks)
     device = _device(features)
     grad_features = torch.empty_like(features, memory_format=_memory_format(features))
     grad_masks = torch.empty_like(masks, memory_format=_memory_format(masks))
     _C.reassemble_backward(
-        _problem(features, kernel_size, group_size, scale_factor),
+        _problem(features, masks, kernel_size, group_size, scale_factor),
         device,
         _ref(grad_output),
         _ref(features),
@@ -105,8 +113,8 @@ def reassemble_backward(
 
 @reassemble_backward.register_fake
 def _reassemble_backward_fake(grad_output, features, masks, kernel_size, group_size, scale_factor):
-    check_reassemble_args(features, masks, kernel_size, group_size, scale_factor)
-    check_grad_output(grad_output, features, scale_factor)
+    _check_op_args(features, masks, kernel_size, group_size, scale_factor)
+    check_grad_output(grad_output, features, masks)
     grad_features = torch.empty_like(features, memory_format=_memory_format(features))
     grad_masks = torch.empty_like(masks, memory_format=_memory_format(masks))
     return grad_features, grad_masks
@@ -127,15 +135,17 @@ def _backward(ctx, grad_output):
 reassemble.register_autograd(_backward, setup_context=_setup_context)
 
 
-def reassemble_flops(features_shape, kernel_size: int, scale_factor: int) -> int:
-    """A multiply and an add per tap per output element: 2 * N * C * sigma*H * sigma*W * k_up^2."""
-    n, c, h, w = features_shape
-    return 2 * n * c * (scale_factor * h) * (scale_factor * w) * kernel_size * kernel_size
+def reassemble_flops(features_shape, masks_shape, kernel_size: int) -> int:
+    """A multiply and an add per tap per output element: 2 * N * C * OH * OW * k_up^2 (OH, OW = sigma*H,
+    sigma*W by default; the masks' spatial size)."""
+    n, c = features_shape[:2]
+    out_h, out_w = masks_shape[2:]
+    return 2 * n * c * out_h * out_w * kernel_size * kernel_size
 
 
 @register_flop_formula(torch.ops.carafe.reassemble)
 def _reassemble_flop(features_shape, masks_shape, kernel_size, group_size, scale_factor, *args, **kwargs) -> int:
-    return reassemble_flops(features_shape, kernel_size, scale_factor)
+    return reassemble_flops(features_shape, masks_shape, kernel_size)
 
 
 @register_flop_formula(torch.ops.carafe.reassemble_backward)
@@ -143,4 +153,4 @@ def _reassemble_backward_flop(
     grad_output_shape, features_shape, masks_shape, kernel_size, group_size, scale_factor, *args, **kwargs
 ) -> int:
     # grad_features and grad_masks each cost as much as the forward
-    return 2 * reassemble_flops(features_shape, kernel_size, scale_factor)
+    return 2 * reassemble_flops(features_shape, masks_shape, kernel_size)

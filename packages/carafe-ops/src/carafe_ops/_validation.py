@@ -31,19 +31,37 @@ def _check_tensor(name: str, tensor) -> None:
         raise ValueError(f"carafe: {name} must not be empty, got shape {tuple(tensor.shape)}")
 
 
-def check_reassemble_args(features, masks, kernel_size, group_size, scale_factor) -> None:
-    """Checks the op's inputs against each other: shapes, dtypes and devices."""
+def check_size(size) -> tuple[int, int]:
+    """An output size: two positive ints (a tuple, list or torch.Size)."""
+    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
+        raise TypeError(f"carafe: size must be a pair of ints (height, width), got {size!r}")
+    for value in size:
+        if isinstance(value, bool) or not isinstance(value, (int, torch.SymInt)):
+            raise TypeError(f"carafe: size must be a pair of ints (height, width), got {size!r}")
+    if size[0] < 1 or size[1] < 1:
+        raise ValueError(f"carafe: size must be positive, got {tuple(size)}")
+    return size[0], size[1]
+
+
+def check_reassemble_args(features, masks, kernel_size, group_size, scale_factor, size=None) -> None:
+    """Checks the op's inputs against each other: shapes, dtypes and devices. The masks' spatial size is the
+    output size: (scale_factor*H, scale_factor*W), or `size` when given."""
     check_hyperparameters(kernel_size, group_size, scale_factor)
     _check_tensor("features", features)
     _check_tensor("masks", masks)
     n, c, h, w = features.shape
     if c % group_size != 0:
         raise ValueError(f"carafe: features has {c} channels, which group_size={group_size} does not divide")
-    expected = (n, group_size * kernel_size * kernel_size, scale_factor * h, scale_factor * w)
+    if size is None:
+        expected = (n, group_size * kernel_size * kernel_size, scale_factor * h, scale_factor * w)
+        described = "(N, group_size*kernel_size**2, scale_factor*H, scale_factor*W)"
+    else:
+        expected = (n, group_size * kernel_size * kernel_size, *check_size(size))
+        described = "(N, group_size*kernel_size**2, *size)"
     if tuple(masks.shape) != expected:
         raise ValueError(
-            f"carafe: masks must have shape (N, group_size*kernel_size**2, scale_factor*H, scale_factor*W) = "
-            f"{expected} for features of shape {tuple(features.shape)}, got {tuple(masks.shape)}"
+            f"carafe: masks must have shape {described} = {expected} for features of shape "
+            f"{tuple(features.shape)}, got {tuple(masks.shape)}"
         )
     if masks.dtype != features.dtype:
         raise TypeError(f"carafe: masks ({masks.dtype}) and features ({features.dtype}) must have the same dtype")
@@ -51,9 +69,8 @@ def check_reassemble_args(features, masks, kernel_size, group_size, scale_factor
         raise ValueError(f"carafe: masks ({masks.device}) and features ({features.device}) must be on the same device")
 
 
-def check_grad_output(grad_output, features, scale_factor) -> None:
-    n, c, h, w = features.shape
-    expected = (n, c, scale_factor * h, scale_factor * w)
+def check_grad_output(grad_output, features, masks) -> None:
+    expected = (*features.shape[:2], *masks.shape[2:])
     if tuple(grad_output.shape) != expected:
         raise ValueError(f"carafe: grad_output must have shape {expected}, got {tuple(grad_output.shape)}")
     if grad_output.dtype != features.dtype or grad_output.device != features.device:

@@ -6,8 +6,18 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._validation import check_hyperparameters
+from ._validation import check_hyperparameters, check_size
 from .functional import carafe
+from .reference import source_index
+
+
+def resample_nearest(tensor: Tensor, size) -> Tensor:
+    """Exact nearest-neighbour resampling of (N, C, H, W) to (N, C, *size): output pixel (y, x) takes input
+    pixel (y*H // OH, x*W // OW), in integer arithmetic."""
+    h, w = tensor.shape[2:]
+    rows = source_index(h, size[0], tensor.device)
+    cols = source_index(w, size[1], tensor.device)
+    return tensor.index_select(2, rows).index_select(3, cols)
 
 
 class CARAFE(nn.Module):
@@ -20,8 +30,8 @@ class CARAFE(nn.Module):
         self.group_size = group_size
         self.scale_factor = scale_factor
 
-    def forward(self, features: Tensor, masks: Tensor) -> Tensor:
-        return carafe(features, masks, self.kernel_size, self.group_size, self.scale_factor)
+    def forward(self, features: Tensor, masks: Tensor, size=None) -> Tensor:
+        return carafe(features, masks, self.kernel_size, self.group_size, self.scale_factor, size)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, group_size={self.group_size}, scale_factor={self.scale_factor}"
@@ -90,11 +100,19 @@ class CARAFEPack(nn.Module):
         mask = F.softmax(mask, dim=2, dtype=mask.dtype)
         return mask.view(n, mask_c, h, w).contiguous()
 
-    def feature_reassemble(self, x: Tensor, mask: Tensor) -> Tensor:
-        return carafe(x, mask, self.up_kernel, self.up_group, self.scale_factor)
+    def feature_reassemble(self, x: Tensor, mask: Tensor, size=None) -> Tensor:
+        return carafe(x, mask, self.up_kernel, self.up_group, self.scale_factor, size)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, size=None) -> Tensor:
+        """x: (N, C, H, W) -> (N, C, sigma*H, sigma*W), or (N, C, *size) when an output size is given (as in
+        ``F.interpolate(size=...)``; an FPN passes its lateral's size). Masks are predicted on the
+        sigma*H x sigma*W grid and resampled to the output size by exact nearest neighbour, which keeps each
+        output pixel's kernel the one predicted for its position in its source pixel."""
         compressed_x = self.channel_compressor(x)
         mask = self.content_encoder(compressed_x)
         mask = self.kernel_normalizer(mask)
-        return self.feature_reassemble(x, mask)
+        if size is not None:
+            size = check_size(size)
+            if tuple(size) != tuple(mask.shape[2:]):
+                mask = resample_nearest(mask, size)
+        return self.feature_reassemble(x, mask, size)

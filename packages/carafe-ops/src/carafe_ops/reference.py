@@ -8,25 +8,37 @@ stays at a few output-sized tensors instead of the k_up^2-fold blow-up of an unf
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ._validation import check_reassemble_args
 
 
-def carafe(features: Tensor, masks: Tensor, kernel_size: int, group_size: int, scale_factor: int) -> Tensor:
+def source_index(in_size: int, out_size: int, device=None) -> Tensor:
+    """For each output coordinate, the input coordinate its window is centred on: floor(o * in / out), exactly
+    (o // sigma when out = sigma * in) — the pixel nearest-neighbour interpolation to out_size picks."""
+    return torch.arange(out_size, device=device) * in_size // out_size
+
+
+def carafe(
+    features: Tensor, masks: Tensor, kernel_size: int, group_size: int, scale_factor: int, size=None
+) -> Tensor:
     """Same contract as :func:`carafe_ops.carafe`; computes in the inputs' dtype."""
-    check_reassemble_args(features, masks, kernel_size, group_size, scale_factor)
+    check_reassemble_args(features, masks, kernel_size, group_size, scale_factor, size)
     n, c, h, w = features.shape
-    k, g, s = kernel_size, group_size, scale_factor
+    out_h, out_w = masks.shape[2:]
+    k, g = kernel_size, group_size
     r = (k - 1) // 2
     padded = F.pad(features, (r, r, r, r))  # taps outside the features read zero
-    masks = masks.reshape(n, g, 1, k * k, s * h, s * w)
+    rows = source_index(h, out_h, features.device)
+    cols = source_index(w, out_w, features.device)
+    masks = masks.reshape(n, g, 1, k * k, out_h, out_w)
     output = None
     for tap in range(k * k):
         dy, dx = divmod(tap, k)
-        shifted = padded[:, :, dy : dy + h, dx : dx + w]  # features[y + dy - r, x + dx - r]
-        upsampled = shifted.repeat_interleave(s, dim=2).repeat_interleave(s, dim=3)
-        term = upsampled.reshape(n, g, c // g, s * h, s * w) * masks[:, :, :, tap]
+        # features[source(y) + dy - r, source(x) + dx - r] for every output pixel
+        upsampled = padded.index_select(2, rows + dy).index_select(3, cols + dx)
+        term = upsampled.reshape(n, g, c // g, out_h, out_w) * masks[:, :, :, tap]
         output = term if output is None else output + term
-    return output.reshape(n, c, s * h, s * w)
+    return output.reshape(n, c, out_h, out_w)

@@ -38,8 +38,10 @@ def low_precision_errors(result, exact, lowp_reference) -> tuple[float, float]:
 
 def compare_with_reference(fn, features, masks, k, g, s, grad_output=None) -> dict[str, tuple[float, float]]:
     """Runs fn(features, masks, k, g, s) forward and backward and returns, for the output and both gradients,
-    (max error, allowed max error) against the float64 reference. All pass when error <= allowed."""
+    (max error, allowed max error) against the float64 reference. All pass when error <= allowed.
+    The output size is the masks' spatial size."""
     dtype = features.dtype
+    size = tuple(masks.shape[2:])
     x = features.detach().clone().requires_grad_(True)
     m = masks.detach().clone().requires_grad_(True)
     out = fn(x, m, k, g, s)
@@ -48,7 +50,7 @@ def compare_with_reference(fn, features, masks, k, g, s, grad_output=None) -> di
     got = (out, *torch.autograd.grad(out, (x, m), grad_output))
     x64 = features.detach().double().requires_grad_(True)
     m64 = masks.detach().double().requires_grad_(True)
-    out64 = reference.carafe(x64, m64, k, g, s)
+    out64 = reference.carafe(x64, m64, k, g, s, size)
     exact = (out64, *torch.autograd.grad(out64, (x64, m64), grad_output.double()))
     names = ("output", "grad_features", "grad_masks")
     if dtype in TOLERANCE:
@@ -59,6 +61,6 @@ def compare_with_reference(fn, features, masks, k, g, s, grad_output=None) -> di
         }
     xl = features.detach().clone().requires_grad_(True)
     ml = masks.detach().clone().requires_grad_(True)
-    outl = reference.carafe(xl, ml, k, g, s)
+    outl = reference.carafe(xl, ml, k, g, s, size)
     lowp = (outl, *torch.autograd.grad(outl, (xl, ml), grad_output))
     return {name: low_precision_errors(a, b, c) for name, a, b, c in zip(names, got, exact, lowp)}
