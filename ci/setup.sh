@@ -14,6 +14,8 @@ log "installing PyTorch and tools"
 # torch 2.14.1 / torchvision 0.29.1 are the versions this project is tested with (a CUDA build that also runs on CPU)
 "$PY" -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 "$PY" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" ninja cmake pytest matplotlib
+# deployment checks: ONNX export and onnxruntime, fvcore's FLOP counter
+"$PY" -m pip install --quiet onnx onnxscript onnxruntime fvcore
 
 log "building and installing carafe-ops (CARAFE_CUDA=${CARAFE_CUDA:-AUTO})"
 "$PY" -m pip install --quiet --no-build-isolation "$REPO_ROOT/packages/carafe-ops"

@@ -14,12 +14,22 @@ from .modules import CARAFE, CARAFEPack
 
 __version__ = build_info()["version"]
 
+
+def __getattr__(name: str):
+    # carafe_ops.nn imports torchvision (for its FPN); load it on first use only
+    if name == "nn":
+        import importlib
+
+        return importlib.import_module(".nn", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "CARAFE",
     "CARAFEPack",
     "build_info",
     "carafe",
     "has_cuda",
+    "nn",
     "reassemble",
     "reassemble_backward",
     "reassemble_flops",

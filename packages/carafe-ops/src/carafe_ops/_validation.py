@@ -36,7 +36,9 @@ def check_size(size) -> tuple[int, int]:
     if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2:
         raise TypeError(f"carafe: size must be a pair of ints (height, width), got {size!r}")
     for value in size:
-        if isinstance(value, bool) or not isinstance(value, (int, torch.SymInt)):
+        # ints; SymInts under torch.compile/export; 0-d integer tensors when the TorchScript tracer records sizes
+        traced = isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point()
+        if isinstance(value, bool) or not (isinstance(value, (int, torch.SymInt)) or traced):
             raise TypeError(f"carafe: size must be a pair of ints (height, width), got {size!r}")
     if size[0] < 1 or size[1] < 1:
         raise ValueError(f"carafe: size must be positive, got {tuple(size)}")

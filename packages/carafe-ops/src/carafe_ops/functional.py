@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from . import reference
 from ._ops import reassemble
 from ._validation import check_reassemble_args
 
@@ -36,6 +37,8 @@ def carafe(
         (N, C, scale_factor*H, scale_factor*W) or (N, C, *size), channels_last if ``features`` is.
 
     Under autocast both inputs are cast to the autocast dtype (float16/bfloat16), as for a convolution.
+    Inside ``torch.onnx.export`` the op is traced through the pure-PyTorch reference, so the exported graph
+    holds standard ONNX operators only and runs in any ONNX runtime.
     """
     for name, value in (("features", features), ("masks", masks)):
         if not isinstance(value, Tensor):
@@ -45,4 +48,6 @@ def carafe(
         dtype = torch.get_autocast_dtype(device_type)
         features, masks = features.to(dtype), masks.to(dtype)
     check_reassemble_args(features, masks, kernel_size, group_size, scale_factor, size)
+    if torch.onnx.is_in_onnx_export():
+        return reference.carafe(features, masks, kernel_size, group_size, scale_factor, size)
     return reassemble(features, masks, kernel_size, group_size, scale_factor)

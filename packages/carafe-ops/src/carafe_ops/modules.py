@@ -113,6 +113,9 @@ class CARAFEPack(nn.Module):
         mask = self.kernel_normalizer(mask)
         if size is not None:
             size = check_size(size)
-            if tuple(size) != tuple(mask.shape[2:]):
+            # skip the copy only when both sizes are known numbers; symbolic sizes (torch.export, dynamic
+            # torch.compile, the TorchScript tracer) must not bake a branch taken for the example input
+            sizes = (*size, *mask.shape[2:])
+            if not (all(type(v) is int for v in sizes) and tuple(size) == tuple(mask.shape[2:])):
                 mask = resample_nearest(mask, size)
         return self.feature_reassemble(x, mask, size)
