@@ -13,10 +13,18 @@ log "installing PyTorch and tools"
 "$PY" -m pip install --quiet --upgrade pip
 # torch 2.14.1 / torchvision 0.29.1 are the versions this project is tested with (a CUDA build that also runs on CPU)
 "$PY" -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-"$PY" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" ninja cmake pytest matplotlib
+"$PY" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "poetry-core>=1.8" ninja cmake pytest matplotlib
 # deployment checks: ONNX export and onnxruntime, fvcore's FLOP counter
 "$PY" -m pip install --quiet onnx onnxscript onnxruntime fvcore
 
 log "building and installing carafe-ops (CARAFE_CUDA=${CARAFE_CUDA:-AUTO})"
 "$PY" -m pip install --quiet --no-build-isolation "$REPO_ROOT/packages/carafe-ops"
 "$PY" -c "import carafe_ops, json; print('carafe-ops', json.dumps(carafe_ops.build_info()))"
+
+# the pure-Python packages, in dependency order (carafe-engine first: the task packages train with it)
+for package in carafe-engine carafe-seg carafe-inpaint carafe-det; do
+  if [ -d "$REPO_ROOT/packages/$package" ]; then
+    log "installing $package"
+    "$PY" -m pip install --quiet --no-build-isolation -e "$REPO_ROOT/packages/$package"
+  fi
+done

@@ -1,0 +1,27 @@
+"""Training infrastructure shared by the CARAFE task packages (see README.md)."""
+
+from .checkpoint import CheckpointError, last_checkpoint, load_checkpoint, save_and_point, save_checkpoint
+from .cli import default_argument_parser
+from .config import Config, ConfigError, load_config
+from .distributed import all_reduce_mean, barrier, get_rank, get_world_size, is_main_process, launch
+from .progress import ProgressLogger, write_json_atomic
+
+__all__ = [
+    "CheckpointError",
+    "Config",
+    "ConfigError",
+    "ProgressLogger",
+    "all_reduce_mean",
+    "barrier",
+    "default_argument_parser",
+    "get_rank",
+    "get_world_size",
+    "is_main_process",
+    "last_checkpoint",
+    "launch",
+    "load_checkpoint",
+    "load_config",
+    "save_and_point",
+    "save_checkpoint",
+    "write_json_atomic",
+]

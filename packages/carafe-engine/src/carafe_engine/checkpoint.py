@@ -1,0 +1,68 @@
+"""Checkpoints: written atomically (a crash never leaves a torn file), read with weights_only=True."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable or of another model."""
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """torch.save to a temp file in the same folder, fsync, then rename over path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location="cpu", kind: str | None = None) -> dict[str, Any]:
+    """Loads with weights_only=True. kind: when given, the checkpoint's 'kind' entry must equal it (so that a
+    checkpoint of another model or package gives a clear error instead of a wall of missing keys)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means the file is not ours
+        raise CheckpointError(f"{path} is not a readable checkpoint: {error}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} does not hold a checkpoint dict")
+    if kind is not None and state.get("kind") != kind:
+        raise CheckpointError(f"{path} is a checkpoint of {state.get('kind', 'an unknown model')!r}, expected {kind!r}")
+    return state
+
+
+def last_checkpoint(output_dir: str | Path) -> Path | None:
+    """The checkpoint named by output_dir/last_checkpoint, if any (written by the trainers after each save)."""
+    pointer = Path(output_dir) / "last_checkpoint"
+    if not pointer.is_file():
+        return None
+    target = Path(output_dir) / pointer.read_text().strip()
+    return target if target.is_file() else None
+
+
+def save_and_point(output_dir: str | Path, name: str, state: dict[str, Any]) -> Path:
+    """Saves output_dir/name atomically and records it as the last checkpoint (also atomically)."""
+    output_dir = Path(output_dir)
+    path = save_checkpoint(output_dir / name, state)
+    fd, tmp = tempfile.mkstemp(prefix=".last_checkpoint.", dir=output_dir)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(name)
+    os.replace(tmp, output_dir / "last_checkpoint")
+    return path

@@ -1,0 +1,91 @@
+"""torch.distributed launch and helpers. `launch` starts one process per GPU (or, on a machine without GPUs, one
+CPU process per requested worker, with gloo) in the style of detectron2's launch; under `torchrun` the
+environment already describes the process group and `launch` just joins it."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def get_rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def is_main_process() -> bool:
+    return get_rank() == 0
+
+
+def barrier() -> None:
+    if get_world_size() > 1:
+        dist.barrier()
+
+
+def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
+    """Mean over processes (in place); a no-op in a single process."""
+    if get_world_size() > 1:
+        dist.all_reduce(tensor)
+        tensor /= get_world_size()
+    return tensor
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _backend() -> str:
+    return "nccl" if torch.cuda.is_available() else "gloo"
+
+
+def _worker(local_rank, main_func, world_size, per_machine, machine_rank, dist_url, args, timeout):
+    rank = machine_rank * per_machine + local_rank
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(_backend(), init_method=dist_url, world_size=world_size, rank=rank, timeout=timeout)
+    try:
+        main_func(*args)
+    finally:
+        dist.destroy_process_group()
+
+
+def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1, machine_rank: int = 0,
+           dist_url: str = "auto", args: tuple = (), timeout: datetime.timedelta = datetime.timedelta(minutes=30)):
+    """Runs main_func(*args) in num_gpus_per_machine processes on each of num_machines machines.
+
+    num_gpus_per_machine counts GPUs where there are some, CPU worker processes (gloo) where there are none.
+    Under torchrun (RANK and WORLD_SIZE set) it joins the group torchrun describes instead.
+    """
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(_backend(), init_method="env://", timeout=timeout)
+        try:
+            return main_func(*args)
+        finally:
+            dist.destroy_process_group()
+    if num_gpus_per_machine < 1 or num_machines < 1:
+        raise ValueError(f"need at least one process: num_gpus={num_gpus_per_machine}, num_machines={num_machines}")
+    if torch.cuda.is_available() and num_gpus_per_machine > torch.cuda.device_count():
+        raise ValueError(f"--num-gpus {num_gpus_per_machine} but this machine has {torch.cuda.device_count()} GPUs")
+    world_size = num_gpus_per_machine * num_machines
+    if world_size == 1:
+        return main_func(*args)
+    if dist_url == "auto":
+        if num_machines != 1:
+            raise ValueError("dist_url='auto' only works on one machine; give --dist-url tcp://HOST:PORT")
+        dist_url = f"tcp://127.0.0.1:{_free_port()}"
+    mp.start_processes(_worker, nprocs=num_gpus_per_machine, start_method="spawn", daemon=False,
+                       args=(main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args, timeout))

@@ -1,0 +1,68 @@
+"""Progress of long jobs: a periodic log line with speed and ETA, metrics appended to metrics.jsonl, and JSON
+files written atomically."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def write_json_atomic(path: str | Path, data: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2)
+    os.replace(tmp, path)
+    return path
+
+
+class ProgressLogger:
+    """Call step(iteration, loss=..., lr=...) every iteration (iteration counts from 0); every `every`
+    iterations, and at the last one, it prints `iter 120/1000  loss 0.532  lr 0.0100  0.41 s/it  ETA 0:06:01`
+    and appends the averages since the last line to output_dir/metrics.jsonl. Only the main process should call
+    it (see carafe_engine.distributed.is_main_process)."""
+
+    def __init__(self, total_iters: int, start_iter: int = 0, every: int = 20, output_dir: str | Path | None = None,
+                 prefix: str = "", stream=None):
+        self.total = total_iters
+        self.every = max(1, every)
+        self.prefix = f"[{prefix}] " if prefix else ""
+        self.metrics_path = Path(output_dir) / "metrics.jsonl" if output_dir is not None else None
+        self.stream = stream or sys.stdout
+        self._sums: dict[str, float] = {}
+        self._count = 0
+        self._last_time = time.perf_counter()
+        self._last_iter = start_iter - 1
+        self._start_iter = start_iter
+
+    def step(self, iteration: int, **scalars: float) -> None:
+        for name, value in scalars.items():
+            self._sums[name] = self._sums.get(name, 0.0) + float(value)
+        self._count += 1
+        done = iteration + 1
+        if done % self.every and done != self.total:
+            return
+        now = time.perf_counter()
+        seconds_per_iter = (now - self._last_time) / max(1, iteration - self._last_iter)
+        self._last_time, self._last_iter = now, iteration
+        averages = {name: total / self._count for name, total in self._sums.items()}
+        self._sums, self._count = {}, 0
+        eta = datetime.timedelta(seconds=round(seconds_per_iter * (self.total - done)))
+        values = "  ".join(f"{name} {value:.4g}" for name, value in averages.items())
+        print(f"{self.prefix}iter {done}/{self.total}  {values}  {seconds_per_iter:.3f} s/it  ETA {eta}",
+              file=self.stream, flush=True)
+        self.log_metrics({"iteration": done, **averages, "seconds_per_iter": seconds_per_iter})
+
+    def log_metrics(self, record: dict) -> None:
+        if self.metrics_path is None:
+            return
+        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.metrics_path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")

@@ -1,0 +1,105 @@
+"""carafe-engine: configs, checkpoints, progress lines, and a 2-process gloo launch."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+
+from carafe_engine import (CheckpointError, ConfigError, ProgressLogger, all_reduce_mean, get_rank, get_world_size,
+                           last_checkpoint, launch, load_checkpoint, load_config, save_and_point, save_checkpoint)
+from carafe_engine.cli import default_argument_parser
+
+DEFAULTS = {"MODEL": {"UPSAMPLER": "nearest", "WIDTH": 32, "PLACES": ["ppm", "fpn"]},
+            "SOLVER": {"LR": 0.02, "AMP": False}, "OUTPUT_DIR": "out"}
+
+
+def test_config_base_file_and_overrides(tmp_path):
+    (tmp_path / "base.yaml").write_text("MODEL:\n  WIDTH: 64\nSOLVER:\n  LR: 0.1\n")
+    (tmp_path / "child.yaml").write_text("_BASE_: base.yaml\nMODEL:\n  UPSAMPLER: carafe\n")
+    cfg = load_config(DEFAULTS, tmp_path / "child.yaml", ["SOLVER.LR", "1", "MODEL.PLACES", "[fusion]"])
+    assert cfg.MODEL.UPSAMPLER == "carafe" and cfg.MODEL.WIDTH == 64
+    assert cfg.SOLVER.LR == 1.0 and isinstance(cfg.SOLVER.LR, float)
+    assert cfg.MODEL.PLACES == ["fusion"] and cfg.OUTPUT_DIR == "out"
+    assert DEFAULTS["MODEL"]["WIDTH"] == 32  # defaults untouched
+    assert "UPSAMPLER: carafe" in cfg.dump()
+
+
+@pytest.mark.parametrize(
+    "text, opts, words",
+    [
+        ("MODEL:\n  UPSAMPLR: carafe\n", [], "unknown config key 'MODEL.UPSAMPLR'"),
+        ("", ["SOLVER.MOMENTUM", "0.9"], "unknown config key 'SOLVER.MOMENTUM'"),
+        ("", ["SOLVER.AMP", "yes please"], "'SOLVER.AMP' must be true or false"),
+        ("", ["MODEL.WIDTH", "wide"], "'MODEL.WIDTH' must be int"),
+        ("", ["SOLVER.LR"], "KEY VALUE pairs"),
+        ("MODEL: [1, 2]\n", [], "'MODEL' is a section"),
+        ("- a list\n", [], "must hold a mapping"),
+        ("MODEL: {WIDTH: [unclosed\n", [], "not valid YAML"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path, text, opts, words):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("(", r"\(")):
+        load_config(DEFAULTS, path, opts)
+
+
+def test_config_missing_file_and_base_cycle(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(DEFAULTS, tmp_path / "nope.yaml")
+    (tmp_path / "a.yaml").write_text("_BASE_: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("_BASE_: a.yaml\n")
+    with pytest.raises(ConfigError, match="_BASE_ cycle"):
+        load_config(DEFAULTS, tmp_path / "a.yaml")
+
+
+def test_checkpoints_are_atomic_and_checked(tmp_path):
+    state = {"kind": "carafe-seg", "model": {"w": torch.ones(3)}, "iteration": 7}
+    save_and_point(tmp_path, "model_0000007.pt", state)
+    assert last_checkpoint(tmp_path) == tmp_path / "model_0000007.pt"
+    assert not list(tmp_path.glob(".*.tmp"))
+    loaded = load_checkpoint(last_checkpoint(tmp_path), kind="carafe-seg")
+    assert loaded["iteration"] == 7 and torch.equal(loaded["model"]["w"], torch.ones(3))
+    with pytest.raises(CheckpointError, match="checkpoint of 'carafe-seg', expected 'carafe-inpaint'"):
+        load_checkpoint(tmp_path / "model_0000007.pt", kind="carafe-inpaint")
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="broken.pt is not a readable checkpoint"):
+        load_checkpoint(tmp_path / "broken.pt")
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    assert last_checkpoint(tmp_path / "empty") is None
+    save_checkpoint(tmp_path / "plain.pt", {"x": 1})
+    assert load_checkpoint(tmp_path / "plain.pt") == {"x": 1}
+
+
+def test_progress_prints_eta_and_writes_metrics(tmp_path):
+    stream = io.StringIO()
+    progress = ProgressLogger(total_iters=10, every=5, output_dir=tmp_path, prefix="seg", stream=stream)
+    for it in range(10):
+        progress.step(it, loss=float(it), lr=0.1)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("[seg] iter 5/10  loss 2  lr 0.1") and "ETA" in lines[0]
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records] == [5, 10] and records[1]["loss"] == 7.0
+
+
+def _average_ranks(path):
+    value = torch.tensor([float(get_rank())])
+    all_reduce_mean(value)
+    if get_rank() == 0:
+        path.write_text(f"{get_world_size()} {value.item()}")
+
+
+def test_launch_two_cpu_processes(tmp_path):
+    out = tmp_path / "result.txt"
+    launch(_average_ranks, num_gpus_per_machine=2, args=(out,))
+    assert out.read_text() == "2 0.5"
+
+
+def test_argument_parser_conventions():
+    args = default_argument_parser("x").parse_args(
+        ["--config-file", "a.yaml", "--num-gpus", "2", "--resume", "SOLVER.LR", "0.1"])
+    assert args.config_file == "a.yaml" and args.num_gpus == 2 and args.resume and args.opts == ["SOLVER.LR", "0.1"]
