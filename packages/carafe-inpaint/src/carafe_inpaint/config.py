@@ -1,0 +1,106 @@
+"""The configuration: every key with its default (the paper's settings where the paper gives them), and the configs
+shipped with the package (``carafe_inpaint/configs``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from carafe_engine import Config, ConfigError, load_config
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+DEFAULTS = {
+    "MODEL": {
+        "UPSAMPLER": "deconv",        # 'deconv' (Global&Local) or 'carafe'
+        "CONV": "standard",           # 'standard' or 'partial' (official Partial Conv semantics)
+        "WIDTH": 64,                  # channels of the first layer; every layer scales with it
+        "CARAFE": {"UP_KERNEL": 5, "UP_GROUP": 1, "ENCODER_KERNEL": 3, "COMPRESSED_CHANNELS": 64},
+        "WEIGHTS": "",                # checkpoint to start from (generator and, if present, discriminator)
+        "SYNC_BN": True,              # SyncBatchNorm across GPUs (CUDA, more than one process)
+    },
+    "DISCRIMINATOR": {"WIDTH": 64, "NUM_LAYERS": 3},
+    "LOSS": {
+        "L1_HOLE": 1.0,               # L1 of the prediction inside the hole
+        "L1_VALID": 1.0,              # L1 of the prediction outside the hole
+        "ADVERSARIAL": 0.001,         # PatchGAN loss on the inpainted region
+        "ADVERSARIAL_START_ITER": 0,  # iterations of reconstruction-only training first (Global&Local's T_C)
+    },
+    "DATA": {
+        "TRAIN": "embedded",          # 'embedded', a folder of images, or a Places365 file list
+        "TRAIN_ROOT": "",             # root of a file list's paths (default: the list's folder)
+        "VAL": "embedded",
+        "VAL_ROOT": "",
+        "VAL_MASKS": "",              # folder of mask PNGs (carafe-inpaint-masks); empty: seeded free-form masks
+        "VAL_MASK_SEED": 2019,
+        "VAL_MASKS_PER_IMAGE": 1,
+        "VAL_MAX_IMAGES": 0,          # 0: all
+        "IMAGE_SIZE": 256,
+        "MAX_SCALE": 1.25,            # training views: shorter side resized to IMAGE_SIZE x U(1, MAX_SCALE), cropped
+        "NUM_WORKERS": 4,
+    },
+    "SOLVER": {
+        "BASE_LR": 1e-4,
+        "BETAS": [0.5, 0.9],
+        "IMS_PER_BATCH": 32,          # over all processes
+        "MAX_ITER": 500000,
+        "CHECKPOINT_PERIOD": 10000,
+    },
+    "TEST": {"EVAL_PERIOD": 10000, "IMS_PER_BATCH": 32},
+    "VIS": {"PERIOD": 2000, "NUM_SAMPLES": 4},
+    "LOG_PERIOD": 20,
+    "SEED": 0,
+    "DEVICE": "auto",                 # 'auto' (CUDA where available), 'cuda' or 'cpu'
+    "OUTPUT_DIR": "output/carafe-inpaint",
+}
+
+KIND = "carafe-inpaint"
+
+
+def shipped_configs() -> list[str]:
+    return sorted(p.name for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def resolve_config_file(name: str | Path) -> Path:
+    """A path, or the name of a shipped config ('tiny_carafe.yaml' or 'tiny_carafe')."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    for candidate in (CONFIG_DIR / path.name, CONFIG_DIR / f"{path.name}.yaml"):
+        if candidate.is_file() and path.parent == Path("."):
+            return candidate
+    raise ConfigError(f"config file not found: {name} (shipped configs: {', '.join(shipped_configs())})")
+
+
+def _positive(cfg: Config, *keys: str) -> None:
+    for key in keys:
+        section, name = key.split(".") if "." in key else (None, key)
+        value = cfg[section][name] if section else cfg[name]
+        if value <= 0:
+            raise ConfigError(f"{key} must be positive, got {value}")
+
+
+def check_config(cfg: Config) -> Config:
+    """Value checks the defaults' types cannot express; each error names its key."""
+    _positive(cfg, "SOLVER.BASE_LR", "SOLVER.IMS_PER_BATCH", "SOLVER.MAX_ITER", "SOLVER.CHECKPOINT_PERIOD",
+              "TEST.EVAL_PERIOD", "TEST.IMS_PER_BATCH", "VIS.PERIOD", "LOG_PERIOD", "DATA.IMAGE_SIZE",
+              "MODEL.WIDTH", "DISCRIMINATOR.WIDTH")
+    if cfg.DATA.IMAGE_SIZE % 4:
+        raise ConfigError(f"DATA.IMAGE_SIZE must be a multiple of 4 (the generator has two stride-2 stages), "
+                          f"got {cfg.DATA.IMAGE_SIZE}")
+    if cfg.DATA.MAX_SCALE < 1:
+        raise ConfigError(f"DATA.MAX_SCALE must be >= 1, got {cfg.DATA.MAX_SCALE}")
+    if len(cfg.SOLVER.BETAS) != 2 or not all(0 <= b < 1 for b in cfg.SOLVER.BETAS):
+        raise ConfigError(f"SOLVER.BETAS must be two numbers in [0, 1), got {cfg.SOLVER.BETAS}")
+    if cfg.DEVICE not in ("auto", "cuda", "cpu"):
+        raise ConfigError(f"DEVICE must be 'auto', 'cuda' or 'cpu', got {cfg.DEVICE!r}")
+    for key in ("UPSAMPLER", "CONV"):
+        allowed = {"UPSAMPLER": ("deconv", "carafe"), "CONV": ("standard", "partial")}[key]
+        if cfg.MODEL[key] not in allowed:
+            raise ConfigError(f"MODEL.{key} must be one of {', '.join(allowed)}; got {cfg.MODEL[key]!r}")
+    return cfg
+
+
+def get_config(config_file: str | Path | None = None, opts=()) -> Config:
+    """DEFAULTS <- the config file (a path or a shipped config's name) <- KEY VALUE overrides, checked."""
+    path = resolve_config_file(config_file) if config_file else None
+    return check_config(load_config(DEFAULTS, path, opts))

@@ -1,0 +1,64 @@
+"""Pictures: the sample grids written during training and the paper's Figure 4 layout (masked input, one column
+per model, original), drawn with matplotlib's Agg backend (no screen needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from .images import to_uint8  # noqa: E402
+
+
+def masked_view(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The image with its hole shown in white, for display."""
+    return image * (1 - mask) + mask
+
+
+def image_grid(rows: list[list[torch.Tensor]], path: str | Path, gap: int = 2) -> Path:
+    """rows of (3, H, W) tensors in [-1, 1] -> one PNG, white gaps between the tiles."""
+    tiles = [[to_uint8(t) for t in row] for row in rows]
+    h, w = tiles[0][0].shape[:2]
+    cols = max(len(row) for row in tiles)
+    canvas = np.full((len(tiles) * (h + gap) - gap, cols * (w + gap) - gap, 3), 255, np.uint8)
+    for r, row in enumerate(tiles):
+        for c, tile in enumerate(row):
+            canvas[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = tile
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(canvas).save(path)
+    return path
+
+
+def comparison_figure(images: list[torch.Tensor], masks: list[torch.Tensor], outputs: dict[str, list[torch.Tensor]],
+                      path: str | Path, title: str | None = None, scores: dict[str, list[float]] | None = None) -> Path:
+    """The paper's Figure 4: one row per image; columns masked input, each model's completed image, original.
+    scores: optional PSNR per model and row, shown under the model's tile."""
+    cols = len(outputs) + 2
+    fig, axes = plt.subplots(len(images), cols, figsize=(2.2 * cols, 2.3 * len(images) + 0.3), squeeze=False)
+    for row, (image, mask) in enumerate(zip(images, masks)):
+        panels = [("masked input", masked_view(image, mask), None)]
+        panels += [(name, results[row], scores[name][row] if scores else None) for name, results in outputs.items()]
+        panels.append(("original", image, None))
+        for ax, (name, tile, score) in zip(axes[row], panels):
+            ax.imshow(to_uint8(tile), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(name, fontsize=9)
+            if score is not None:
+                ax.set_xlabel(f"{score:.2f} dB", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
