@@ -1,0 +1,168 @@
+"""The configuration of carafe-seg: defaults (the paper's settings), shipped YAML files, loading with overrides.
+
+Defaults follow the paper's supplementary material and the official UperNet implementation
+(CSAILVision/semantic-segmentation-pytorch, which the paper used): ResNet-50, PPM scales 1-2-3-6, FPN width 512,
+SGD lr 0.02 / momentum 0.9 / weight decay 1e-4, 16 images per batch, poly power 0.9, 20 epochs of 5000
+iterations (the official code's `epoch_iters`), training shorter edges {300, ..., 600}, longer edge <= 1200,
+single-scale testing at 450.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from carafe_engine import Config, ConfigError, load_config
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+UPSAMPLER_PLACES = ("PPM", "FPN", "FUSION")
+UPSAMPLER_KINDS = ("bilinear", "carafe")
+BACKBONES = ("resnet50", "tiny")
+
+DEFAULTS = {
+    "MODEL": {
+        "BACKBONE": {
+            "NAME": "resnet50",
+            # torchvision ImageNet state dict (e.g. resnet50-11ad3fa6.pth); "" = random init
+            "WEIGHTS": "",
+            # channels of the four stages of the 'tiny' backbone (strides 4, 8, 16, 32)
+            "TINY_WIDTHS": [16, 32, 64, 128],
+        },
+        "DECODER": {
+            "PPM_SCALES": [1, 2, 3, 6],
+            "PPM_DIM": 512,
+            "FPN_DIM": 512,
+        },
+        # the upsampler of each of the three places: "bilinear" (the baseline) or "carafe"
+        "UPSAMPLER": {"PPM": "bilinear", "FPN": "bilinear", "FUSION": "bilinear"},
+        # CARAFEPack's hyperparameters (the paper's: k_up 5, G 1, k_enc 3, C_m 64)
+        "CARAFE": {
+            "UP_KERNEL": 5,
+            "UP_GROUP": 1,
+            "ENCODER_KERNEL": 3,
+            "ENCODER_DILATION": 1,
+            "COMPRESSED_CHANNELS": 64,
+        },
+        # synchronized BatchNorm across processes (the paper's setting) when training on more than one
+        "SYNC_BN": True,
+        # a carafe-seg checkpoint to start from (training) or to evaluate (--eval-only); "" = none
+        "WEIGHTS": "",
+    },
+    "DATASET": {
+        # the ADEChallengeData2016 folder (images/{training,validation}, annotations/{training,validation})
+        "ROOT": "",
+        "TRAIN_SPLIT": "training",
+        "TEST_SPLIT": "validation",
+        # labels 1..NUM_CLASSES are classes; 0 ('other') is ignored
+        "NUM_CLASSES": 150,
+    },
+    "INPUT": {
+        "TRAIN_SHORT_SIZES": [300, 375, 450, 525, 600],
+        "TRAIN_MAX_SIZE": 1200,
+        "TEST_SHORT_SIZE": 450,
+        "TEST_MAX_SIZE": 1200,
+        "RANDOM_FLIP": True,
+        # images (and labels) are padded to a multiple of this, as in the official implementation
+        "SIZE_DIVISIBILITY": 32,
+        # the training loss is computed at 1/4 resolution against labels subsampled by nearest neighbour (the
+        # official `segm_downsampling_rate`); 1 or 2: the logits are upsampled bilinearly to that resolution
+        "LABEL_DOWNSAMPLE": 4,
+        # RGB, 0..255: torchvision's ImageNet statistics (the backbone's weights are torchvision's)
+        "PIXEL_MEAN": [123.675, 116.28, 103.53],
+        "PIXEL_STD": [58.395, 57.12, 57.375],
+    },
+    "SOLVER": {
+        "IMS_PER_BATCH": 16,  # over all processes (the paper: 8 GPUs x 2)
+        "BASE_LR": 0.02,
+        "MOMENTUM": 0.9,
+        "WEIGHT_DECAY": 0.0001,
+        "POLY_POWER": 0.9,
+        "EPOCHS": 20,
+        # iterations per epoch; the official code's epoch is 5000 iterations; 0 = one pass over the training set
+        "ITERS_PER_EPOCH": 5000,
+        "CHECKPOINT_PERIOD": 5000,
+    },
+    "TEST": {
+        "EVAL_PERIOD": 0,  # iterations between evaluations during training; 0 = at the end only
+    },
+    "DATALOADER": {"NUM_WORKERS": 4},
+    "LOG_PERIOD": 20,
+    "SEED": 304,
+    "OUTPUT_DIR": "output/carafe-seg",
+}
+
+
+def shipped_configs() -> list[str]:
+    return sorted(p.name for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """A path as given, or, when no such file exists, the shipped config of that name (so an installed package
+    runs `--config-file upernet_r50_ade20k_carafe.yaml` from any folder)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    shipped = CONFIG_DIR / path.name
+    if path.parent == Path(".") and shipped.is_file():
+        return shipped
+    raise ConfigError(f"config file not found: {path} (shipped configs: {', '.join(shipped_configs())})")
+
+
+def check_config(cfg: Config) -> Config:
+    """Value checks the defaults' types cannot express; each error names the key."""
+    def fail(key, message):
+        raise ConfigError(f"{key}: {message}")
+
+    if cfg.MODEL.BACKBONE.NAME not in BACKBONES:
+        fail("MODEL.BACKBONE.NAME", f"expected one of {BACKBONES}, got {cfg.MODEL.BACKBONE.NAME!r}")
+    for place in UPSAMPLER_PLACES:
+        kind = cfg.MODEL.UPSAMPLER[place]
+        if kind not in UPSAMPLER_KINDS:
+            fail(f"MODEL.UPSAMPLER.{place}", f"expected one of {UPSAMPLER_KINDS}, got {kind!r}")
+    if len(cfg.MODEL.BACKBONE.TINY_WIDTHS) != 4:
+        fail("MODEL.BACKBONE.TINY_WIDTHS", f"expected 4 stage widths, got {cfg.MODEL.BACKBONE.TINY_WIDTHS}")
+    if not cfg.INPUT.TRAIN_SHORT_SIZES:
+        fail("INPUT.TRAIN_SHORT_SIZES", "must not be empty")
+    divisibility, downsample = cfg.INPUT.SIZE_DIVISIBILITY, cfg.INPUT.LABEL_DOWNSAMPLE
+    if divisibility < 32 or divisibility % 32:
+        fail("INPUT.SIZE_DIVISIBILITY", f"must be a positive multiple of 32 (the backbone's stride), got {divisibility}")
+    if downsample not in (1, 2, 4):
+        fail("INPUT.LABEL_DOWNSAMPLE", f"must be 1, 2 or 4 (the logits are at 1/4 resolution), got {downsample}")
+    if len(cfg.INPUT.PIXEL_MEAN) != 3 or len(cfg.INPUT.PIXEL_STD) != 3:
+        fail("INPUT.PIXEL_MEAN", "PIXEL_MEAN and PIXEL_STD need 3 values (R, G, B)")
+    if not 1 <= cfg.DATASET.NUM_CLASSES <= 255:
+        fail("DATASET.NUM_CLASSES", f"labels are uint8 PNGs: 1..255 classes, got {cfg.DATASET.NUM_CLASSES}")
+    for key in ("IMS_PER_BATCH", "EPOCHS", "CHECKPOINT_PERIOD"):
+        if cfg.SOLVER[key] < 1:
+            fail(f"SOLVER.{key}", f"must be >= 1, got {cfg.SOLVER[key]}")
+    if cfg.SOLVER.ITERS_PER_EPOCH < 0:
+        fail("SOLVER.ITERS_PER_EPOCH", f"must be >= 0 (0 = one pass over the data), got {cfg.SOLVER.ITERS_PER_EPOCH}")
+    return cfg
+
+
+def load_seg_config(path: str | Path | None = None, opts=()) -> Config:
+    """DEFAULTS <- the YAML file (a path or a shipped config's name) <- KEY VALUE overrides, then checked."""
+    resolved = resolve_config_path(path) if path is not None else None
+    return check_config(load_config(DEFAULTS, resolved, opts))
+
+
+def _as_overrides(nested: dict, prefix: str = "") -> list[str]:
+    """{'SOLVER': {'BASE_LR': 0.01}} -> ['SOLVER.BASE_LR', '0.01'] (values as YAML, which the overrides parse)."""
+    opts = []
+    for key, value in nested.items():
+        if isinstance(value, dict):
+            opts += _as_overrides(value, f"{prefix}{key}.")
+        else:
+            opts += [f"{prefix}{key}", yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()]
+    return opts
+
+
+def config_from_checkpoint(state: dict, source: str) -> Config:
+    """The config a checkpoint was trained with (checkpoints store it), applied over today's defaults."""
+    if not isinstance(state.get("config"), dict):
+        raise ConfigError(f"{source}: checkpoint has no 'config' entry")
+    try:
+        return check_config(load_config(DEFAULTS, None, _as_overrides(state["config"])))
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None

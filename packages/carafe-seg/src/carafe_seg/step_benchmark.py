@@ -1,0 +1,104 @@
+"""carafe-seg-step-benchmark: time and peak memory of training steps of the paper's models, baseline vs CARAFE.
+
+    carafe-seg-step-benchmark --output step_benchmark.json                 # on a GPU: the paper's per-GPU load
+    carafe-seg-step-benchmark --device cpu --size 96 128 --steps 2 CONFIG.yaml ...   (a smoke test)
+
+Each config (default: the shipped upernet_r50_ade20k.yaml and upernet_r50_ade20k_carafe.yaml) is built with
+random weights (no ImageNet file needed) and trained for --warmup + --steps steps on a random batch of
+--batch images (default 2: what each of the paper's 8 GPUs holds) of --size H W (default 600 x 800: the largest
+training shorter edge at ADE20K's usual 4:3, padded to 608 x 800), with the optimizer and the step of
+carafe-seg-train (one process, so plain BatchNorm). Reports the median step time, the peak memory (CUDA: the
+allocator's peak; CPU: not measured) and the parameter counts, and writes them as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from .config import load_seg_config
+from .data.transforms import IGNORE_INDEX, pad_batch
+from .model import build_model
+from .predict import describe_upsamplers
+from .train import parameter_groups, train_step
+
+DEFAULT_CONFIGS = ["upernet_r50_ade20k.yaml", "upernet_r50_ade20k_carafe.yaml"]
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def benchmark_config(config: str, device: torch.device, batch: int, size: tuple[int, int], warmup: int,
+                     steps: int, seed: int = 0) -> dict:
+    cfg = load_seg_config(config)
+    torch.manual_seed(seed)
+    model = build_model(cfg).to(device).train()
+    optimizer = torch.optim.SGD(parameter_groups(model, cfg.SOLVER.WEIGHT_DECAY), lr=cfg.SOLVER.BASE_LR,
+                                momentum=cfg.SOLVER.MOMENTUM)
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randn(batch, 3, *size, generator=gen)
+    targets = torch.randint(IGNORE_INDEX, cfg.DATASET.NUM_CLASSES, (batch, *size), generator=gen)
+    images, targets = pad_batch(list(images), list(targets), cfg.INPUT.SIZE_DIVISIBILITY)  # as the loader does
+    images, targets = images.to(device), targets.to(device)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for step in range(warmup + steps):
+        _synchronize(device)
+        started = time.perf_counter()
+        loss = train_step(model, optimizer, images, targets, cfg.INPUT.LABEL_DOWNSAMPLE)
+        _synchronize(device)
+        if step >= warmup:
+            times.append(time.perf_counter() - started)
+    decoder_params = sum(p.numel() for p in model.decoder.parameters())
+    return {
+        "config": config,
+        "upsamplers": describe_upsamplers(cfg),
+        "median_step_s": statistics.median(times),
+        "step_times_s": times,
+        "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "decoder_parameters": decoder_params,
+        "final_loss": loss.item(),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="carafe-seg-step-benchmark", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("configs", nargs="*", default=DEFAULT_CONFIGS, help="config files or shipped config names")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int, default=2, help="images per step (the paper: 2 per GPU)")
+    parser.add_argument("--size", type=int, nargs=2, default=(600, 800), metavar=("H", "W"))
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--output", type=Path, default=None, help="JSON file for the results")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    results = [benchmark_config(c, device, args.batch, tuple(args.size), args.warmup, args.steps) for c in args.configs]
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"training step, batch {args.batch} x {args.size[0]}x{args.size[1]}, {name}, torch {torch.__version__}")
+    print(f"{'upsamplers':<24}{'step (s)':>10}{'peak GiB':>10}{'params':>12}{'decoder':>12}")
+    for r in results:
+        memory = f"{r['peak_memory_gib']:.2f}" if r["peak_memory_gib"] is not None else "-"
+        print(f"{r['upsamplers']:<24}{r['median_step_s']:10.3f}{memory:>10}{r['parameters']:12d}"
+              f"{r['decoder_parameters']:12d}")
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps({"device": name, "torch": torch.__version__, "batch": args.batch,
+                                           "size": list(args.size), "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
