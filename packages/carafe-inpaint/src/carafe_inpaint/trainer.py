@@ -166,13 +166,13 @@ class Trainer:
 
     # -- training -------------------------------------------------------------------------------------------------
 
-    def _wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
         if self.world_size == 1:
             return module
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=device_ids)
 
-    def _loader(self) -> DataLoader:
+    def train_loader(self) -> DataLoader:
         cfg = self.cfg
         source = open_source(cfg.DATA.TRAIN, cfg.DATA.TRAIN_ROOT, split="train", key="DATA.TRAIN")
         stream = TrainingStream(source, cfg.DATA.IMAGE_SIZE, cfg.SEED, cfg.DATA.MAX_SCALE)
@@ -223,7 +223,7 @@ class Trainer:
         if self.start_iter >= cfg.SOLVER.MAX_ITER:
             self.log(f"already trained to iteration {self.start_iter} (SOLVER.MAX_ITER {cfg.SOLVER.MAX_ITER})")
             return None
-        generator, discriminator = self._wrap(self.generator), self._wrap(self.discriminator)
+        generator, discriminator = self.wrap(self.generator), self.wrap(self.discriminator)
         generator.train()
         discriminator.train()
         progress = ProgressLogger(cfg.SOLVER.MAX_ITER, self.start_iter, cfg.LOG_PERIOD, self.output_dir,
@@ -231,7 +231,7 @@ class Trainer:
         self.log(f"training {cfg.MODEL.UPSAMPLER}/{cfg.MODEL.CONV} generator from iteration {self.start_iter} to "
                  f"{cfg.SOLVER.MAX_ITER} on {self.device}")
         results = None
-        for iteration, batch in enumerate(self._loader(), start=self.start_iter):
+        for iteration, batch in enumerate(self.train_loader(), start=self.start_iter):
             image = batch["image"].to(self.device, non_blocking=True)
             mask = batch["mask"].to(self.device, non_blocking=True)
             losses = self.step(generator, discriminator, image, mask, iteration)
