@@ -11,3 +11,8 @@ log() { printf '\n==> %s\n' "$*"; }
 env_ready() { [ -x "$PY" ] && "$PY" -c "import carafe_ops" >/dev/null 2>&1; }
 
 ensure_env() { env_ready || bash "$REPO_ROOT/ci/setup.sh"; }
+
+# The venv with PyTorch and the build tools, without (re)building the packages.
+ensure_tools() {
+  "$PY" -c "import torch, scikit_build_core, wheel" >/dev/null 2>&1 || bash "$REPO_ROOT/ci/setup.sh" --tools-only
+}

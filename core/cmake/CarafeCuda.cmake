@@ -1,6 +1,26 @@
 # Decides whether the CUDA backend is built (CARAFE_WITH_CUDA) and for which architectures (CARAFE_CUDA_ARCH_LIST).
 include(CheckLanguage)
 
+# A CUDA toolkit in a non-standard place, e.g. one installed with pip (site-packages/nvidia/cu13, from the
+# nvidia-cuda-nvcc, -runtime, -crt and -cccl packages). Also read from the environment variable of the same name.
+set(CARAFE_CUDA_TOOLKIT_ROOT "$ENV{CARAFE_CUDA_TOOLKIT_ROOT}" CACHE PATH
+    "Root of the CUDA toolkit to build with (holding bin/nvcc); empty: nvcc from PATH or CUDACXX")
+if(CARAFE_CUDA_TOOLKIT_ROOT AND NOT CARAFE_CUDA STREQUAL "OFF")
+  if(NOT EXISTS "${CARAFE_CUDA_TOOLKIT_ROOT}/bin/nvcc")
+    message(FATAL_ERROR "CARAFE_CUDA_TOOLKIT_ROOT=${CARAFE_CUDA_TOOLKIT_ROOT} has no bin/nvcc")
+  endif()
+  set(CMAKE_CUDA_COMPILER "${CARAFE_CUDA_TOOLKIT_ROOT}/bin/nvcc")
+  set(ENV{CUDACXX} "${CMAKE_CUDA_COMPILER}")
+  set(CUDAToolkit_ROOT "${CARAFE_CUDA_TOOLKIT_ROOT}")
+  # pip's toolkits ship only the versioned libcudart.so.N, which FindCUDAToolkit does not look for; libcarafe
+  # links the static runtime anyway, so point the shared one at what is there
+  file(GLOB _cudart_shared "${CARAFE_CUDA_TOOLKIT_ROOT}/lib/libcudart.so.*")
+  if(NOT EXISTS "${CARAFE_CUDA_TOOLKIT_ROOT}/lib/libcudart.so" AND _cudart_shared)
+    list(GET _cudart_shared 0 _cudart_shared)
+    set(CUDA_CUDART "${_cudart_shared}" CACHE FILEPATH "CUDA runtime (shared)")
+  endif()
+endif()
+
 set(CARAFE_WITH_CUDA OFF)
 if(NOT CARAFE_CUDA STREQUAL "OFF")
   check_language(CUDA)

@@ -26,5 +26,8 @@ void reassemble_backward(const Problem& problem, const Device& device, ConstTens
 // CUDART_VERSION the backend was compiled with; 0 when it was not built.
 int compiled_runtime_version();
 
+// cudaDriverGetVersion; 0 without a driver or without the backend.
+int driver_version();
+
 }  // namespace cuda
 }  // namespace carafe

@@ -94,4 +94,6 @@ BuildInfo build_info() {
   return info;
 }
 
+int cuda_driver_version() { return cuda::driver_version(); }
+
 }  // namespace carafe

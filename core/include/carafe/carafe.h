@@ -93,4 +93,8 @@ struct BuildInfo {
 
 BuildInfo build_info();
 
+// The CUDA version the installed NVIDIA driver supports (e.g. 13000), 0 when there is no driver or no CUDA
+// backend in this build. Never fails.
+int cuda_driver_version();
+
 }  // namespace carafe

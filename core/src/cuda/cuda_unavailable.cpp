@@ -24,5 +24,7 @@ void reassemble_backward(const Problem&, const Device&, ConstTensorRef, ConstTen
 
 int compiled_runtime_version() { return 0; }
 
+int driver_version() { return 0; }
+
 }  // namespace cuda
 }  // namespace carafe

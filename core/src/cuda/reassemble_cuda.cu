@@ -114,5 +114,11 @@ void reassemble_backward(const Problem& problem, const Device& device, ConstTens
 
 int compiled_runtime_version() { return CUDART_VERSION; }
 
+int driver_version() {
+  int version = 0;
+  if (cudaDriverGetVersion(&version) != cudaSuccess) version = 0;
+  return version;
+}
+
 }  // namespace cuda
 }  // namespace carafe

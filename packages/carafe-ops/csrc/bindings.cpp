@@ -79,6 +79,9 @@ PYBIND11_MODULE(_C, m) {
       py::arg("problem"), py::arg("device"), py::arg("grad_output"), py::arg("features"), py::arg("masks"),
       py::arg("grad_features"), py::arg("grad_masks"), py::call_guard<py::gil_scoped_release>());
 
+  m.def("cuda_driver_version", &carafe::cuda_driver_version,
+        "CUDA version the NVIDIA driver supports (e.g. 13000); 0 without a driver or CUDA backend");
+
   m.def("build_info", [] {
     const carafe::BuildInfo info = carafe::build_info();
     py::dict out;

@@ -6,13 +6,26 @@
 torch.Size([1, 256, 50, 68])
 """
 
-from . import reference
-from ._build import build_info, has_cuda
-from ._ops import reassemble, reassemble_backward, reassemble_flops
-from .functional import carafe
-from .modules import CARAFE, CARAFEPack
+from ._build import build_info, check_cuda_compatibility, has_cuda
 
-__version__ = build_info()["version"]
+check_cuda_compatibility()
+
+from . import reference  # noqa: E402
+from ._ops import reassemble, reassemble_backward, reassemble_flops  # noqa: E402
+from .functional import carafe  # noqa: E402
+from .modules import CARAFE, CARAFEPack  # noqa: E402
+
+def _version() -> str:
+    # the installed distribution's version carries the variant label (0.1.0+cu130); the library's own otherwise
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("carafe-ops")
+    except PackageNotFoundError:
+        return build_info()["version"]
+
+
+__version__ = _version()
 
 
 def __getattr__(name: str):
@@ -27,6 +40,7 @@ __all__ = [
     "CARAFE",
     "CARAFEPack",
     "build_info",
+    "check_cuda_compatibility",
     "carafe",
     "has_cuda",
     "nn",
