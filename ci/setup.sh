@@ -5,6 +5,8 @@
 #   CARAFE_OPS_WHEEL=path.whl        install carafe-ops from that wheel (e.g. one ci/wheels.sh built and checked)
 #   CARAFE_CUDA=AUTO|ON|OFF          otherwise build it: the CUDA backend where nvcc is found (default AUTO)
 #   CARAFE_CUDA_ARCHITECTURES=...    CMake CUDA architectures (default: every major one the toolkit supports)
+#   CARAFE_TORCH_INDEX_URL=...       where to get PyTorch from (e.g. https://download.pytorch.org/whl/cu129 for a
+#                                    CUDA 12.9 PyTorch beside a +cu129 carafe-ops); default: the package index
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 if [ ! -x "$PY" ]; then
@@ -14,7 +16,8 @@ fi
 log "installing PyTorch and tools"
 "$PY" -m pip install --quiet --upgrade pip
 # torch 2.14.1 / torchvision 0.29.1 are the versions this project is tested with (a CUDA build that also runs on CPU)
-"$PY" -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+"$PY" -m pip install --quiet torch==2.14.1 torchvision==0.29.1 \
+  ${CARAFE_TORCH_INDEX_URL:+--index-url "$CARAFE_TORCH_INDEX_URL" --extra-index-url https://pypi.org/simple}
 "$PY" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "poetry-core>=1.8" ninja cmake wheel \
   pytest matplotlib
 # deployment checks: ONNX export and onnxruntime, fvcore's FLOP counter
