@@ -88,6 +88,11 @@ class TinyBackbone(nn.Module):
             previous = width
         self.stages = nn.ModuleList(stages)
         self.out_channels = list(widths)
+        # torchvision ResNet's init; PyTorch's default conv init shrinks activations ~8x per stage here, so that an
+        # untrained model's C5 is ~1e-4 and the decoder (CARAFE's kernel prediction included) sees almost nothing
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: Tensor) -> list[Tensor]:
         x = self.stem(x)
