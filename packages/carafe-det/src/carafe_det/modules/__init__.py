@@ -1,0 +1,18 @@
+"""Framework-neutral modules (plain torch.nn), used by the detectron2 project and the torchvision engine alike."""
+
+from .fpn import TOP_LEVELS, CARAFEFPN, crop_like
+from .mask_head import MASK_UPSAMPLERS, DeconvUpsample, MaskUpsamplePredictor, build_mask_upsampler
+from .upsample import CARAFESettings, NearestUpsample, build_upsampler
+
+__all__ = [
+    "CARAFEFPN",
+    "CARAFESettings",
+    "DeconvUpsample",
+    "MASK_UPSAMPLERS",
+    "MaskUpsamplePredictor",
+    "NearestUpsample",
+    "TOP_LEVELS",
+    "build_mask_upsampler",
+    "build_upsampler",
+    "crop_like",
+]

@@ -1,0 +1,105 @@
+"""The torchvision engine's config: every key a YAML file (configs/torchvision/*.yaml) or a `KEY VALUE` override
+may set, with its default. Key names follow detectron2's where the two engines share a meaning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from carafe_engine import Config, ConfigError, load_config
+
+ENGINE_NAME = "torchvision"
+
+DEFAULTS: dict = {
+    "ENGINE": ENGINE_NAME,  # marks the file as a torchvision-engine config (carafe-det-train picks the engine by it)
+    "MODEL": {
+        "MASK_ON": False,  # False: Faster R-CNN; True: Mask R-CNN
+        "DEVICE": "auto",  # auto: cuda when available, else cpu
+        "WEIGHTS": "",  # a carafe-det checkpoint to start from or to evaluate ("" = fresh model)
+        "BACKBONE": {
+            "NAME": "resnet50",  # a torchvision ResNet: resnet18, resnet34, resnet50, resnet101
+            "WEIGHTS": "",  # ImageNet weights for it: a torchvision state-dict file (e.g. resnet50-0676ba61.pth)
+            "NORM": "FrozenBN",  # FrozenBN (with ImageNet weights, as the paper) or BN (training from scratch)
+            "FREEZE_AT": 2,  # 0: train all; 1: freeze the stem; 2: stem and res2 (the paper's setting) ...
+        },
+        "FPN": {
+            "OUT_CHANNELS": 256,
+            "UPSAMPLE": "carafe",  # carafe | nearest: the top-down pathway's x2 upsampler
+            "TOP_LEVEL": "conv",  # conv: FPN_CARAFE's P6 (a stride-2 conv in the top-down pathway); maxpool: standard FPN
+        },
+        "CARAFE": {"UP_KERNEL": 5, "UP_GROUP": 1, "ENCODER_KERNEL": 3, "ENCODER_DILATION": 1,
+                   "COMPRESSED_CHANNELS": 64},
+        "ANCHOR_GENERATOR": {"SIZES": [[32], [64], [128], [256], [512]], "ASPECT_RATIOS": [0.5, 1.0, 2.0]},
+        "RPN": {
+            "PRE_NMS_TOPK_TRAIN": 2000, "PRE_NMS_TOPK_TEST": 1000,
+            "POST_NMS_TOPK_TRAIN": 1000, "POST_NMS_TOPK_TEST": 1000,
+            "NMS_THRESH": 0.7, "BATCH_SIZE_PER_IMAGE": 256,
+        },
+        "ROI_HEADS": {
+            "NUM_CLASSES": 80,  # foreground classes; must match the dataset's categories
+            "BATCH_SIZE_PER_IMAGE": 512, "POSITIVE_FRACTION": 0.25,
+            "SCORE_THRESH_TEST": 0.05, "NMS_THRESH_TEST": 0.5, "DETECTIONS_PER_IMAGE": 100,
+        },
+        "ROI_BOX_HEAD": {"FC_DIM": 1024},
+        "ROI_MASK_HEAD": {
+            "UPSAMPLE": "carafe",  # carafe | deconv | nearest: the x2 upsampler before the mask logits
+            "NUM_CONV": 4, "CONV_DIM": 256,
+        },
+    },
+    "INPUT": {
+        "MIN_SIZE_TRAIN": 800, "MAX_SIZE_TRAIN": 1333,  # shorter edge 800, longer at most 1333 (the paper)
+        "MIN_SIZE_TEST": 800, "MAX_SIZE_TEST": 1333,
+        "SIZE_DIVISIBILITY": 32,
+        "HFLIP_PROB": 0.5,
+    },
+    "DATASETS": {
+        "ROOT": "",  # a COCO folder: ROOT/annotations/instances_<split>.json and ROOT/<split>/
+        "TRAIN": "train2017",
+        "TEST": "val2017",
+    },
+    "DATALOADER": {"NUM_WORKERS": 4, "FILTER_EMPTY_ANNOTATIONS": True},
+    "SOLVER": {
+        "IMS_PER_BATCH": 16,  # over all processes
+        "BASE_LR": 0.02, "MOMENTUM": 0.9, "WEIGHT_DECAY": 0.0001,
+        "EPOCHS": 12.0,  # schedule length; MAX_ITER > 0 overrides it
+        "STEPS": [8.0, 11.0],  # epochs at which the learning rate is multiplied by GAMMA
+        "GAMMA": 0.1,
+        "MAX_ITER": 0,
+        "WARMUP_ITERS": 500, "WARMUP_FACTOR": 0.001,
+        "CHECKPOINT_PERIOD": 5000,  # iterations
+        "LOG_PERIOD": 20,
+        "AMP": False,  # mixed precision on CUDA
+    },
+    "TEST": {"EVAL_PERIOD": 0},  # iterations between evaluations; 0: at the end only
+    "OUTPUT_DIR": "output",
+    "SEED": 0,
+}
+
+DETECTRON2_ONLY_KEYS = ("'MODEL.META_ARCHITECTURE'", "'VERSION'", "'MODEL.RESNETS'", "'MODEL.PROPOSAL_GENERATOR'")
+
+
+def load_torchvision_config(path: str | Path | None = None, opts=()) -> Config:
+    """DEFAULTS <- the YAML file (and its _BASE_ chain) <- overrides; checks the values' ranges."""
+    try:
+        cfg = load_config(DEFAULTS, path, opts)
+    except ConfigError as error:
+        # keys only detectron2's config has: point to the engine that reads this file
+        if any(key in str(error) for key in DETECTRON2_ONLY_KEYS):
+            raise ConfigError(f"{error}\n{path} looks like a detectron2 config: run carafe-det-train with "
+                              f"--engine detectron2 (detectron2 must be installed)") from None
+        raise
+    if cfg.ENGINE != ENGINE_NAME:
+        raise ConfigError(f"{path}: ENGINE is {cfg.ENGINE!r}; the torchvision engine reads configs with "
+                          f"ENGINE: {ENGINE_NAME}")
+    solver = cfg.SOLVER
+    if solver.IMS_PER_BATCH < 1:
+        raise ConfigError(f"SOLVER.IMS_PER_BATCH must be >= 1, got {solver.IMS_PER_BATCH}")
+    if solver.MAX_ITER <= 0 and solver.EPOCHS <= 0:
+        raise ConfigError("the schedule is empty: set SOLVER.EPOCHS > 0 or SOLVER.MAX_ITER > 0")
+    if cfg.MODEL.ROI_HEADS.NUM_CLASSES < 1:
+        raise ConfigError(f"MODEL.ROI_HEADS.NUM_CLASSES must be >= 1, got {cfg.MODEL.ROI_HEADS.NUM_CLASSES}")
+    return cfg
+
+
+def checkpoint_kind(cfg: Config) -> str:
+    """The 'kind' every checkpoint of this model carries: another architecture's checkpoint is refused."""
+    return "carafe-det/mask_rcnn" if cfg.MODEL.MASK_ON else "carafe-det/faster_rcnn"

@@ -1,0 +1,189 @@
+"""The four detectors on torchvision: Faster R-CNN / Mask R-CNN with a ResNet body, the CARAFEFPN neck and (Mask
+R-CNN) the MaskUpsamplePredictor; baseline or CARAFE by the config's MODEL.FPN.UPSAMPLE / TOP_LEVEL and
+MODEL.ROI_MASK_HEAD.UPSAMPLE."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+from carafe_engine import CheckpointError, Config, ConfigError
+from torch import Tensor, nn
+from torchvision.models import resnet
+from torchvision.models.resnet import BasicBlock
+from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.models.detection import FasterRCNN, MaskRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
+from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
+
+from ..modules import CARAFEFPN, CARAFESettings, MaskUpsamplePredictor
+
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
+BACKBONES = RESNETS + ("tiny",)
+# torchvision's names for the stages: stem = conv1/bn1, res2..res5 = layer1..layer4
+STAGES = (("conv1", "bn1"), ("layer1",), ("layer2",), ("layer3",), ("layer4",))
+
+
+def load_imagenet_weights(body: nn.Module, path: str | Path) -> None:
+    """A torchvision ResNet state dict (the classifier is ignored); errors name the file and the keys."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"MODEL.BACKBONE.WEIGHTS: file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means it is not a state dict
+        raise CheckpointError(f"MODEL.BACKBONE.WEIGHTS: {path} is not a readable state dict: {error}") from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise CheckpointError(f"MODEL.BACKBONE.WEIGHTS: {path} does not hold a state dict")
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    wanted = body.state_dict()
+    missing = [k for k in wanted if k not in state and not k.endswith("num_batches_tracked")]
+    wrong = [k for k in wanted if k in state and state[k].shape != wanted[k].shape]
+    if missing or wrong:
+        raise CheckpointError(f"MODEL.BACKBONE.WEIGHTS: {path} does not fit a torchvision "
+                              f"{type(body).__name__}: missing {missing[:5]}, wrong shape {wrong[:5]}")
+    body.load_state_dict(state, strict=False)
+
+
+class TinyResNet(nn.Module):
+    """A narrow ResNet for CPU demos and tests (widths 16/32/64/128, one basic block per stage, strides 4..32),
+    about 1/40 of ResNet-18's compute; with the attribute names of torchvision's ResNet so that the same code
+    builds the FPN and freezes stages."""
+
+    def __init__(self, norm_layer=nn.BatchNorm2d, widths=(16, 32, 64, 128)):
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), norm_layer(widths[0]), nn.ReLU(),
+                                   nn.Conv2d(widths[0], widths[0], 3, 2, 1, bias=False))
+        self.bn1 = norm_layer(widths[0])
+        self.relu = nn.ReLU(inplace=True)
+        channels = widths[0]
+        for i, width in enumerate(widths, start=1):
+            stride = 1 if i == 1 else 2
+            down = None
+            if stride != 1 or channels != width:
+                down = nn.Sequential(nn.Conv2d(channels, width, 1, stride, bias=False), norm_layer(width))
+            setattr(self, f"layer{i}", nn.Sequential(BasicBlock(channels, width, stride, down, norm_layer=norm_layer)))
+            channels = width
+
+
+def _output_channels(block: nn.Module) -> int:
+    """A torchvision BasicBlock's or Bottleneck's output channels."""
+    return (block.conv3 if hasattr(block, "conv3") else block.conv2).out_channels
+
+
+class ResNetFPNBackbone(nn.Module):
+    """ResNet C2..C5 -> CARAFEFPN -> OrderedDict '0'..'3', 'pool' (the names torchvision's heads expect)."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        name = cfg.MODEL.BACKBONE.NAME
+        if name not in BACKBONES:
+            raise ConfigError(f"MODEL.BACKBONE.NAME must be one of {', '.join(BACKBONES)}; got {name!r}")
+        norms = {"FrozenBN": FrozenBatchNorm2d, "BN": nn.BatchNorm2d}
+        if cfg.MODEL.BACKBONE.NORM not in norms:
+            raise ConfigError(f"MODEL.BACKBONE.NORM must be FrozenBN or BN; got {cfg.MODEL.BACKBONE.NORM!r}")
+        norm = norms[cfg.MODEL.BACKBONE.NORM]
+        net = TinyResNet(norm) if name == "tiny" else getattr(resnet, name)(weights=None, norm_layer=norm)
+        if cfg.MODEL.BACKBONE.WEIGHTS:
+            load_imagenet_weights(net, cfg.MODEL.BACKBONE.WEIGHTS)
+        freeze_at = cfg.MODEL.BACKBONE.FREEZE_AT
+        if not 0 <= freeze_at <= len(STAGES):
+            raise ConfigError(f"MODEL.BACKBONE.FREEZE_AT must be in 0..{len(STAGES)}; got {freeze_at}")
+        for stage in STAGES[:freeze_at]:
+            for module_name in stage:
+                getattr(net, module_name).requires_grad_(False)
+        self.body = IntermediateLayerGetter(net, {f"layer{i}": str(i - 1) for i in range(1, 5)})
+        widths = [_output_channels(getattr(net, f"layer{i}")[-1]) for i in range(1, 5)]
+        fpn = cfg.MODEL.FPN
+        self.fpn = CARAFEFPN(widths, fpn.OUT_CHANNELS, num_outs=5, upsample=fpn.UPSAMPLE, top_level=fpn.TOP_LEVEL,
+                             carafe=CARAFESettings.from_config(cfg.MODEL.CARAFE))
+        self.out_channels = fpn.OUT_CHANNELS
+
+    def forward(self, images: Tensor) -> OrderedDict[str, Tensor]:
+        levels = self.fpn(list(self.body(images).values()))
+        return OrderedDict(zip(("0", "1", "2", "3", "pool"), levels))
+
+
+def build_model(cfg: Config) -> nn.Module:
+    """torchvision FasterRCNN (MODEL.MASK_ON false) or MaskRCNN with the CARAFE modules, on the CPU."""
+    backbone = ResNetFPNBackbone(cfg)
+    m = cfg.MODEL
+    sizes = tuple(tuple(level) for level in m.ANCHOR_GENERATOR.SIZES)
+    if len(sizes) != 5:
+        raise ConfigError(f"MODEL.ANCHOR_GENERATOR.SIZES needs one list per pyramid level (5); got {len(sizes)}")
+    anchors = AnchorGenerator(sizes, (tuple(m.ANCHOR_GENERATOR.ASPECT_RATIOS),) * len(sizes))
+    num_classes = m.ROI_HEADS.NUM_CLASSES + 1  # torchvision counts the background class
+    channels = backbone.out_channels
+    box_pool = MultiScaleRoIAlign(["0", "1", "2", "3"], output_size=7, sampling_ratio=2)
+    common = dict(
+        min_size=cfg.INPUT.MIN_SIZE_TRAIN, max_size=cfg.INPUT.MAX_SIZE_TRAIN,
+        size_divisible=cfg.INPUT.SIZE_DIVISIBILITY,
+        rpn_anchor_generator=anchors,
+        rpn_pre_nms_top_n_train=m.RPN.PRE_NMS_TOPK_TRAIN, rpn_pre_nms_top_n_test=m.RPN.PRE_NMS_TOPK_TEST,
+        rpn_post_nms_top_n_train=m.RPN.POST_NMS_TOPK_TRAIN, rpn_post_nms_top_n_test=m.RPN.POST_NMS_TOPK_TEST,
+        rpn_nms_thresh=m.RPN.NMS_THRESH, rpn_batch_size_per_image=m.RPN.BATCH_SIZE_PER_IMAGE,
+        box_roi_pool=box_pool,
+        box_head=TwoMLPHead(channels * 7 * 7, m.ROI_BOX_HEAD.FC_DIM),
+        box_predictor=FastRCNNPredictor(m.ROI_BOX_HEAD.FC_DIM, num_classes),
+        box_score_thresh=m.ROI_HEADS.SCORE_THRESH_TEST, box_nms_thresh=m.ROI_HEADS.NMS_THRESH_TEST,
+        box_detections_per_img=m.ROI_HEADS.DETECTIONS_PER_IMAGE,
+        box_batch_size_per_image=m.ROI_HEADS.BATCH_SIZE_PER_IMAGE,
+        box_positive_fraction=m.ROI_HEADS.POSITIVE_FRACTION,
+    )
+    if not m.MASK_ON:
+        model = FasterRCNN(backbone, **common)
+    else:
+        head = m.ROI_MASK_HEAD
+        model = MaskRCNN(
+            backbone, **common,
+            mask_roi_pool=MultiScaleRoIAlign(["0", "1", "2", "3"], output_size=14, sampling_ratio=2),
+            mask_head=MaskRCNNHeads(channels, [head.CONV_DIM] * head.NUM_CONV, 1),
+            mask_predictor=MaskUpsamplePredictor(head.CONV_DIM, num_classes, upsample=head.UPSAMPLE, scale_factor=2,
+                                                 carafe=CARAFESettings.from_config(m.CARAFE)),
+        )
+    set_test_sizes(model, cfg)
+    return model
+
+
+def set_test_sizes(model: nn.Module, cfg: Config) -> None:
+    """torchvision's transform resizes to one size in train and eval; switch it with the mode."""
+    transform = model.transform
+    train_sizes = ((cfg.INPUT.MIN_SIZE_TRAIN,), cfg.INPUT.MAX_SIZE_TRAIN)
+    test_sizes = ((cfg.INPUT.MIN_SIZE_TEST,), cfg.INPUT.MAX_SIZE_TEST)
+
+    def pick_sizes(module, _inputs):
+        module.min_size, module.max_size = train_sizes if module.training else test_sizes
+
+    transform.register_forward_pre_hook(pick_sizes)
+
+
+def model_state(model: nn.Module) -> dict:
+    """The state dict of a model, unwrapped from DistributedDataParallel if it is wrapped."""
+    return getattr(model, "module", model).state_dict()
+
+
+def load_model_weights(model: nn.Module, state: dict, path: str | Path) -> None:
+    """Loads a checkpoint's 'model' into model; a checkpoint of another variant (e.g. the nearest baseline into
+    a CARAFE model) is a CheckpointError naming the file, its config and the keys that differ."""
+    weights = state.get("model")
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{path} has no model weights ('model' entry)")
+    target = getattr(model, "module", model)
+    own = target.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    wrong = [k for k in own if k in weights and weights[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        saved = state.get("config", {}).get("MODEL", {})
+        described = {key: saved.get("FPN", {}).get(key) for key in ("UPSAMPLE", "TOP_LEVEL")}
+        described["ROI_MASK_HEAD.UPSAMPLE"] = saved.get("ROI_MASK_HEAD", {}).get("UPSAMPLE")
+        described["BACKBONE.NAME"] = saved.get("BACKBONE", {}).get("NAME")
+        described["ROI_HEADS.NUM_CLASSES"] = saved.get("ROI_HEADS", {}).get("NUM_CLASSES")
+        raise CheckpointError(
+            f"{path} is a checkpoint of another model variant ({described}): missing {missing[:4]}, "
+            f"unexpected {unexpected[:4]}, wrong shape {wrong[:4]}; use the config it was trained with")
+    target.load_state_dict(weights)
