@@ -223,6 +223,7 @@ class Trainer:
         if self.start_iter >= cfg.SOLVER.MAX_ITER:
             self.log(f"already trained to iteration {self.start_iter} (SOLVER.MAX_ITER {cfg.SOLVER.MAX_ITER})")
             return None
+        self.log(f"validation: {len(self.val_set)} pairs")  # a bad DATA.VAL fails now, not after training
         generator, discriminator = self.wrap(self.generator), self.wrap(self.discriminator)
         generator.train()
         discriminator.train()

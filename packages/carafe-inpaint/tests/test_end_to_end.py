@@ -1,0 +1,177 @@
+"""The commands end to end on the embedded photographs: train, kill and resume, evaluate, predict; and the clear
+errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import FAST, run_command, start_command
+
+from carafe_inpaint import read_image, seeded_mask
+from carafe_inpaint.embedded import photographs
+from carafe_inpaint.images import write_image, write_mask
+from carafe_inpaint.predict import main as predict_main
+from carafe_inpaint.train_net import main as train_main
+
+TRAIN = "carafe_inpaint.train_net"
+PREDICT = "carafe_inpaint.predict"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny_carafe")
+    result = run_command(TRAIN, "--config-file", "tiny_carafe", *FAST, "SOLVER.MAX_ITER", "6",
+                         "SOLVER.CHECKPOINT_PERIOD", "3", "TEST.EVAL_PERIOD", "3", "VIS.PERIOD", "3", "OUTPUT_DIR", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (out / "stdout.txt").write_text(result.stdout)
+    return out
+
+
+def test_training_writes_checkpoints_metrics_samples_and_progress(trained):
+    names = {p.name for p in trained.iterdir()}
+    assert {"config.yaml", "model_0000003.pth", "model_final.pth", "last_checkpoint", "metrics.jsonl",
+            "eval_results.json", "samples"} <= names
+    assert (trained / "last_checkpoint").read_text() == "model_final.pth"
+    assert sorted(p.name for p in (trained / "samples").iterdir()) == ["iter_0000003.png", "iter_0000006.png"]
+    sample = read_image(trained / "samples" / "iter_0000006.png")
+    assert sample.shape == (4 * 32 + 3 * 2, 4 * 32 + 3 * 2, 3)  # 4 validation pairs x (input, ŷ, y, original)
+    records = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
+    train_records = [r for r in records if "split" not in r]
+    assert [r["iteration"] for r in train_records] == [2, 4, 6]
+    assert all({"loss_l1_hole", "loss_l1_valid", "loss_adv", "loss_d", "seconds_per_iter"} <= set(r)
+               for r in train_records)
+    assert [r["iteration"] for r in records if r.get("split") == "val"] == [3, 6]
+    stdout = (trained / "stdout.txt").read_text()
+    assert "iter 6/6" in stdout and "ETA" in stdout and "eval @ 6 on 6 pairs" in stdout
+    state = torch.load(trained / "model_final.pth", weights_only=True)
+    assert state["kind"] == "carafe-inpaint" and state["iteration"] == 6
+    assert {"generator", "discriminator", "optimizer_g", "optimizer_d", "config"} <= set(state)
+    assert state["config"]["MODEL"]["UPSAMPLER"] == "carafe"
+
+
+def test_eval_only_reproduces_the_final_evaluation(trained, tmp_path):
+    final = json.loads((trained / "eval_results.json").read_text())
+    result = run_command(TRAIN, "--config-file", "tiny_carafe", "--eval-only", *FAST,
+                         "MODEL.WEIGHTS", trained / "model_final.pth", "OUTPUT_DIR", tmp_path)
+    assert result.returncode == 0, result.stderr
+    again = json.loads((tmp_path / "eval_results.json").read_text())
+    assert again["model"] == pytest.approx(final["model"]) and again["masked_input"] == final["masked_input"]
+    assert not list(tmp_path.glob("*.pth"))  # evaluation writes no checkpoint
+
+
+def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(tmp_path, capsys):
+    args = ["--config-file", "tiny_deconv", *FAST, "SOLVER.MAX_ITER", "24", "SOLVER.CHECKPOINT_PERIOD", "4",
+            "TEST.EVAL_PERIOD", "1000", "VIS.PERIOD", "1000"]
+    straight = start_command(TRAIN, *args, "OUTPUT_DIR", tmp_path / "straight")  # alongside, on the other core
+    killed_dir = tmp_path / "killed"
+    process = start_command(TRAIN, *args, "OUTPUT_DIR", killed_dir)
+    deadline = time.monotonic() + 240
+    while not (killed_dir / "last_checkpoint").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (killed_dir / "model_final.pth").exists()
+    assert not list(killed_dir.glob(".*.tmp"))  # no torn checkpoint files are left behind
+
+    resumed = run_command(TRAIN, "--resume", *args, "OUTPUT_DIR", killed_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert straight.wait(timeout=240) == 0, straight.stdout.read()
+    resumed_at = int(re.search(r"resuming from .*model_(\d+).pth at iteration (\d+)", resumed.stdout).group(2))
+    assert 4 <= resumed_at < 24 and resumed_at % 4 == 0
+    a = torch.load(tmp_path / "straight" / "model_final.pth", weights_only=True)
+    b = torch.load(killed_dir / "model_final.pth", weights_only=True)
+    for network in ("generator", "discriminator"):
+        for name, tensor in a[network].items():
+            assert torch.equal(tensor, b[network][name]), f"{network}.{name} differs after kill and resume"
+    assert a["optimizer_g"]["state"][0]["step"] == b["optimizer_g"]["state"][0]["step"] == 24
+
+    # --resume on a finished run has nothing left to do
+    assert train_main(["--resume", *args, "OUTPUT_DIR", str(killed_dir)]) == 0
+    assert "already trained to iteration 24" in capsys.readouterr().out
+
+
+def test_predict_one_and_two_checkpoints(trained, tmp_path, capsys):
+    photo = photographs("val")[0][1][:50, :74]  # 50x74: not a multiple of 4, completed at its own size
+    write_image(tmp_path / "coffee.png", photo)
+    mask = seeded_mask(50, 74, 1, 0)
+    write_mask(tmp_path / "coffee_hole.png", mask)
+    out = tmp_path / "one"
+    result = run_command(PREDICT, "--checkpoint", trained / "model_final.pth", "--image", tmp_path / "coffee.png",
+                         "--mask", tmp_path / "coffee_hole.png", "--output", out)
+    assert result.returncode == 0, result.stderr
+    completed = read_image(out / "coffee_CARAFE.png")
+    assert completed.shape == photo.shape
+    keep = mask == 0
+    assert np.array_equal(completed[keep], photo[keep])  # known pixels are copied through
+    assert not np.array_equal(completed[~keep], photo[~keep])
+    assert {"coffee_masked.png", "coffee_mask.png", "comparison.png", "predictions.json"} <= {p.name for p in out.iterdir()}
+
+    # two checkpoints: the paper's Figure 4 layout, masks generated from a seed, the central 32x32 view
+    base = trained / "model_0000003.pth"
+    out = tmp_path / "two"
+    assert predict_main(["--checkpoint", str(base), str(trained / "model_final.pth"), "--labels", "early", "final",
+                         "--image", str(tmp_path / "coffee.png"), str(tmp_path / "coffee.png"), "--mask-seed", "4",
+                         "--size", "32", "--output", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    report = json.loads((out / "predictions.json").read_text())
+    assert list(report["checkpoints"]) == ["early", "final"] and len(report["images"]) == 2
+    assert read_image(out / "coffee_final.png").shape == (32, 32, 3)
+    figure = read_image(out / "comparison.png")
+    assert figure.shape[1] > figure.shape[0]  # 4 columns (input, early, final, original) by 2 rows
+    assert "early" in stdout and "dB" in stdout
+
+
+def test_predict_reports_bad_input(trained, tmp_path, capsys):
+    checkpoint = trained / "model_final.pth"
+    write_image(tmp_path / "photo.png", photographs("val")[1][1][:40, :40])
+    write_mask(tmp_path / "small_mask.png", np.ones((20, 20), np.float32))
+    (tmp_path / "broken.jpg").write_bytes(b"garbage")
+    cases = [
+        (["--image", tmp_path / "broken.jpg"], "cannot read image .*broken.jpg"),
+        (["--image", tmp_path / "photo.png", "--mask", tmp_path / "small_mask.png"],
+         r"mask .*small_mask.png is 20x20 \(HxW\); expected 40x40"),
+        (["--image", tmp_path / "photo.png", "--mask", tmp_path / "photo.png"], r"photo.png is a colour image"),
+    ]
+    cases.append((["--image", tmp_path / "photo.png", "--mask", tmp_path / "small_mask.png", tmp_path / "x.png"],
+                  "--mask: 2 masks for 1 images"))
+    for args, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            predict_main(["--checkpoint", str(checkpoint), *map(str, args), "--output", str(tmp_path / "out")])
+        assert exit_info.value.code == 2 and re.search(message, capsys.readouterr().err), message
+    with pytest.raises(SystemExit):
+        predict_main(["--checkpoint", str(tmp_path / "photo.png"), "--image", str(tmp_path / "photo.png"),
+                      "--output", str(tmp_path / "out")])
+    assert "photo.png is not a readable checkpoint" in capsys.readouterr().err
+
+
+def test_training_reports_bad_input(tmp_path, photo_folder, capsys):
+    cases = [
+        (["MODEL.UPSAMPLR", "carafe"], "unknown config key 'MODEL.UPSAMPLR'"),
+        (["MODEL.UPSAMPLER", "bilinear"], "MODEL.UPSAMPLER must be one of deconv, carafe"),
+        (["DATA.IMAGE_SIZE", "30"], "DATA.IMAGE_SIZE must be a multiple of 4"),
+    ]
+    (tmp_path / "empty").mkdir()
+    (photo_folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    runs = [
+        (["DATA.TRAIN", str(tmp_path / "empty")], "DATA.TRAIN: the folder .*empty holds no images"),
+        (["DATA.TRAIN", str(photo_folder)], r"cannot read image .*broken.jpg"),
+        (["DATA.VAL_MASKS", str(tmp_path / "no_such_masks")], "DATA.VAL_MASKS: mask folder not found"),
+    ]
+    for opts, message in cases + runs:
+        with pytest.raises(SystemExit) as exit_info:
+            train_main(["--config-file", "tiny_deconv", *FAST, "SOLVER.MAX_ITER", "2", "TEST.EVAL_PERIOD", "1000",
+                        "VIS.PERIOD", "1000", "OUTPUT_DIR", str(tmp_path / "out"), *opts])
+        assert exit_info.value.code == 2
+        assert re.search(message, capsys.readouterr().err), message
+    with pytest.raises(SystemExit):
+        train_main(["--config-file", str(tmp_path / "nope.yaml")])
+    assert "config file not found" in capsys.readouterr().err
