@@ -12,6 +12,12 @@ void reassemble_backward(const Problem& problem, const Device& device, ConstTens
                          ConstTensorRef features, ConstTensorRef masks, TensorRef grad_features,
                          TensorRef grad_masks);
 
+void reassemble_normalized_forward(const Problem& problem, const Device& device, ConstTensorRef features,
+                                   ConstTensorRef logits, TensorRef output);
+void reassemble_normalized_backward(const Problem& problem, const Device& device, ConstTensorRef grad_output,
+                                    ConstTensorRef features, ConstTensorRef logits, TensorRef grad_features,
+                                    TensorRef grad_logits);
+
 }  // namespace cpu
 
 namespace cuda {
@@ -28,6 +34,12 @@ int compiled_runtime_version();
 
 // cudaDriverGetVersion; 0 without a driver or without the backend.
 int driver_version();
+
+void reassemble_normalized_forward(const Problem& problem, const Device& device, ConstTensorRef features,
+                                   ConstTensorRef logits, TensorRef output);
+void reassemble_normalized_backward(const Problem& problem, const Device& device, ConstTensorRef grad_output,
+                                    ConstTensorRef features, ConstTensorRef logits, TensorRef grad_features,
+                                    TensorRef grad_logits);
 
 }  // namespace cuda
 }  // namespace carafe

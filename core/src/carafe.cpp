@@ -84,6 +84,42 @@ void reassemble_backward(const Problem& problem, const Device& device, ConstTens
   throw std::invalid_argument("carafe: unknown device kind " + std::to_string(int(device.kind)));
 }
 
+void reassemble_normalized_forward(const Problem& problem, const Device& device, ConstTensorRef features,
+                                   ConstTensorRef logits, TensorRef output) {
+  validate(problem);
+  require(problem.out_height() == problem.height * problem.scale_factor &&
+              problem.out_width() == problem.width * problem.scale_factor,
+          "the fused kernel normalizer produces sigma*H x sigma*W outputs only");
+  require_data(features.data, "features");
+  require_data(logits.data, "logits");
+  require_data(output.data, "output");
+  if (device.kind == DeviceKind::CPU) return cpu::reassemble_normalized_forward(problem, device, features, logits, output);
+  if (device.kind == DeviceKind::CUDA)
+    return cuda::reassemble_normalized_forward(problem, device, features, logits, output);
+  throw std::invalid_argument("carafe: unknown device kind " + std::to_string(int(device.kind)));
+}
+
+void reassemble_normalized_backward(const Problem& problem, const Device& device, ConstTensorRef grad_output,
+                                    ConstTensorRef features, ConstTensorRef logits, TensorRef grad_features,
+                                    TensorRef grad_logits) {
+  validate(problem);
+  require(problem.out_height() == problem.height * problem.scale_factor &&
+              problem.out_width() == problem.width * problem.scale_factor,
+          "the fused kernel normalizer produces sigma*H x sigma*W outputs only");
+  require_data(grad_output.data, "grad_output");
+  require_data(features.data, "features");
+  require_data(logits.data, "logits");
+  require_data(grad_features.data, "grad_features");
+  require_data(grad_logits.data, "grad_logits");
+  if (device.kind == DeviceKind::CPU)
+    return cpu::reassemble_normalized_backward(problem, device, grad_output, features, logits, grad_features,
+                                               grad_logits);
+  if (device.kind == DeviceKind::CUDA)
+    return cuda::reassemble_normalized_backward(problem, device, grad_output, features, logits, grad_features,
+                                                grad_logits);
+  throw std::invalid_argument("carafe: unknown device kind " + std::to_string(int(device.kind)));
+}
+
 BuildInfo build_info() {
   BuildInfo info;
   info.version = CARAFE_VERSION;

@@ -92,6 +92,10 @@ struct Runner {
   virtual void forward(const carafe::Problem& p, const HostTensor& x, const HostTensor& m, HostTensor& y) = 0;
   virtual void backward(const carafe::Problem& p, const HostTensor& dy, const HostTensor& x, const HostTensor& m,
                         HostTensor& dx, HostTensor& dm) = 0;
+  // the fused kernel normalizer (masks made from the content encoder's logits); false where not implemented
+  virtual bool normalized(const carafe::Problem&, const HostTensor&, const HostTensor&, HostTensor&) { return false; }
+  virtual void normalized_backward(const carafe::Problem&, const HostTensor&, const HostTensor&, const HostTensor&,
+                                   HostTensor&, HostTensor&) {}
 };
 
 inline HostTensor random_tensor(DType t, int64_t n, int64_t c, int64_t h, int64_t w, Layout layout,
@@ -171,6 +175,42 @@ inline int check_case(Runner& runner, const Dims& d, DType t, Layout layout, uin
   return failures;
 }
 
+// The fused kernel normalizer against normalize_logits + the scalar reference: forward and both gradients.
+// Returns -1 when the runner does not implement it.
+inline int check_normalized_case(Runner& runner, const Dims& d, DType t, Layout layout, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<double> xd, ld, dyd;
+  const int64_t s = d.sigma;
+  const HostTensor x = random_tensor(t, d.N, d.C, d.H, d.W, layout, rng, xd);
+  const HostTensor logits = random_tensor(t, d.N, d.MC() * s * s, d.H, d.W, layout, rng, ld);
+  const HostTensor dy = random_tensor(t, d.N, d.C, d.OH(), d.OW(), layout, rng, dyd);
+  carafe::Problem p;
+  p.batch = d.N; p.channels = d.C; p.height = d.H; p.width = d.W;
+  p.kernel_size = d.k; p.group_size = d.G; p.scale_factor = d.sigma; p.dtype = t;
+  HostTensor y(t, d.N, d.C, d.OH(), d.OW(), layout);
+  if (!runner.normalized(p, x, logits, y)) return -1;
+  const std::vector<double> md = normalize_logits(d, ld);
+  std::vector<double> y_abs, dx_want, dm_want, dx_abs, dm_abs;
+  const std::vector<double> y_want = forward(d, xd, md, &y_abs);
+  backward(d, dyd, xd, md, dx_want, dm_want, dx_abs, dm_abs);
+  const std::vector<double> dl_want = normalize_backward(d, md, dm_want);
+  // the logits' gradient is bounded by the mask gradient's scale (softmax Jacobian entries are at most 1)
+  std::vector<double> dl_abs(dl_want.size(), 0.0);
+  double dm_scale = 0;
+  for (double v : dm_abs) dm_scale = v > dm_scale ? v : dm_scale;
+  for (auto& v : dl_abs) v = 2 * dm_scale;
+  HostTensor dx(t, d.N, d.C, d.H, d.W, layout), dl(t, d.N, d.MC() * s * s, d.H, d.W, layout);
+  runner.normalized_backward(p, dy, x, logits, dx, dl);
+  const int failures = compare("normalized output", y, y_want, y_abs, t) +
+                       compare("normalized grad_features", dx, dx_want, dx_abs, t) +
+                       compare("normalized grad_logits", dl, dl_want, dl_abs, t);
+  if (failures)
+    std::printf("FAIL normalized N=%lld C=%lld H=%lld W=%lld k=%d G=%d sigma=%d %s %s\n", (long long)d.N,
+                (long long)d.C, (long long)d.H, (long long)d.W, d.k, d.G, d.sigma, carafe::dtype_name(t),
+                layout_name(layout));
+  return failures;
+}
+
 // The grid of the operator issue: k in {1,3,5,7}, G in {1,2,4}, sigma in {1,2,3,4}, odd and even sizes,
 // batch 1 and 2, every dtype and layout. Returns the number of failed cases.
 inline int check_grid(Runner& runner, const char* backend) {
@@ -203,8 +243,23 @@ inline int check_grid(Runner& runner, const char* backend) {
         ++cases;
         if (check_case(runner, d, t, layout, seed++)) ++failed;
       }
-  std::printf("%s backend: %d of %d cases agree with the scalar reference\n", backend, cases - failed, cases);
-  return failed;
+  // the fused kernel normalizer over the same grid (default output size only), where the backend has it
+  int normalized_cases = 0, normalized_failed = 0;
+  for (int k : {1, 3, 5, 7})
+    for (int G : {1, 2, 4})
+      for (int sigma : {1, 2, 3, 4}) {
+        const bool odd = (k + G + sigma) % 2 == 1;
+        const Dims d{odd ? 1 : 2, int64_t(G) * (odd ? 3 : 34), odd ? 5 : 4, odd ? 7 : 37, k, G, sigma};
+        for (DType t : dtypes) {
+          const int result = check_normalized_case(runner, d, t, layouts[(k + sigma) % 3], seed++);
+          if (result < 0) continue;
+          ++normalized_cases;
+          if (result) ++normalized_failed;
+        }
+      }
+  std::printf("%s backend: %d of %d cases agree with the scalar reference; fused normalizer: %d of %d\n", backend,
+              cases - failed, cases, normalized_cases - normalized_failed, normalized_cases);
+  return failed + normalized_failed;
 }
 
 }  // namespace carafe_test

@@ -2,6 +2,7 @@
 // definition with a zero-padded read. The backends are checked against it.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -86,6 +87,51 @@ inline void backward(const Dims& d, const std::vector<double>& dy, const std::ve
               }
             }
         }
+}
+
+// The fused kernel normalizer's masks: pixel shuffle of logits (N, sigma^2*k*k*G, H, W) by sigma, then softmax
+// over each group's k*k taps. Returns dense masks (N, G*k*k, sigma*H, sigma*W).
+inline std::vector<double> normalize_logits(const Dims& d, const std::vector<double>& logits) {
+  const int64_t taps = int64_t(d.k) * d.k, s = d.sigma;
+  std::vector<double> masks(size_t(d.N * d.MC() * d.OH() * d.OW()));
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t g = 0; g < d.G; ++g)
+      for (int64_t oy = 0; oy < d.OH(); ++oy)
+        for (int64_t ox = 0; ox < d.OW(); ++ox) {
+          std::vector<double> e(static_cast<size_t>(taps));
+          double largest = -1e300, total = 0;
+          for (int64_t t = 0; t < taps; ++t) {
+            const int64_t channel = (g * taps + t) * s * s + (oy % s) * s + (ox % s);
+            e[t] = logits[at(n, channel, oy / s, ox / s, d.MC() * s * s, d.H, d.W)];
+            largest = e[t] > largest ? e[t] : largest;
+          }
+          for (auto& v : e) total += v = std::exp(v - largest);
+          for (int64_t t = 0; t < taps; ++t) masks[at(n, g * taps + t, oy, ox, d.MC(), d.OH(), d.OW())] = e[t] / total;
+        }
+  return masks;
+}
+
+// d(loss)/d(logits) from d(loss)/d(masks): softmax backward, then the inverse pixel shuffle.
+inline std::vector<double> normalize_backward(const Dims& d, const std::vector<double>& masks,
+                                              const std::vector<double>& grad_masks) {
+  const int64_t taps = int64_t(d.k) * d.k, s = d.sigma;
+  std::vector<double> grad_logits(size_t(d.N * d.MC() * s * s * d.H * d.W));
+  for (int64_t n = 0; n < d.N; ++n)
+    for (int64_t g = 0; g < d.G; ++g)
+      for (int64_t oy = 0; oy < d.OH(); ++oy)
+        for (int64_t ox = 0; ox < d.OW(); ++ox) {
+          double dot = 0;
+          for (int64_t t = 0; t < taps; ++t) {
+            const int64_t i = at(n, g * taps + t, oy, ox, d.MC(), d.OH(), d.OW());
+            dot += masks[i] * grad_masks[i];
+          }
+          for (int64_t t = 0; t < taps; ++t) {
+            const int64_t i = at(n, g * taps + t, oy, ox, d.MC(), d.OH(), d.OW());
+            const int64_t channel = (g * taps + t) * s * s + (oy % s) * s + (ox % s);
+            grad_logits[at(n, channel, oy / s, ox / s, d.MC() * s * s, d.H, d.W)] = masks[i] * (grad_masks[i] - dot);
+          }
+        }
+  return grad_logits;
 }
 
 }  // namespace carafe_test

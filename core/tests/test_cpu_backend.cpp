@@ -16,6 +16,16 @@ struct CpuRunner : carafe_test::Runner {
                 const carafe_test::HostTensor& m, carafe_test::HostTensor& dx, carafe_test::HostTensor& dm) override {
     carafe::reassemble_backward(p, device, dy.cref(), x.cref(), m.cref(), dx.ref(), dm.ref());
   }
+  bool normalized(const carafe::Problem& p, const carafe_test::HostTensor& x, const carafe_test::HostTensor& l,
+                  carafe_test::HostTensor& y) override {
+    carafe::reassemble_normalized_forward(p, device, x.cref(), l.cref(), y.ref());
+    return true;
+  }
+  void normalized_backward(const carafe::Problem& p, const carafe_test::HostTensor& dy,
+                           const carafe_test::HostTensor& x, const carafe_test::HostTensor& l,
+                           carafe_test::HostTensor& dx, carafe_test::HostTensor& dl) override {
+    carafe::reassemble_normalized_backward(p, device, dy.cref(), x.cref(), l.cref(), dx.ref(), dl.ref());
+  }
 };
 
 // The thread count never changes a single bit of the result.

@@ -80,6 +80,17 @@ void reassemble_backward(const Problem& problem, const Device& device, ConstTens
                          ConstTensorRef features, ConstTensorRef masks, TensorRef grad_features,
                          TensorRef grad_masks);
 
+// The fused kernel normalizer: the same reassembly, with the masks made inside the kernel from the content
+// encoder's raw output, logits (N, sigma^2*k*k*G, H, W): pixel shuffle by sigma, then softmax over each
+// group's k*k taps, i.e. M[n, g*k*k + t, sigma*h + i, sigma*w + j] = softmax_t L[n, (g*k*k + t)*sigma^2 +
+// i*sigma + j, h, w]. The normalized masks are never written to memory. The output is sigma*H x sigma*W.
+// CPU only for now (the CUDA backend throws std::runtime_error).
+void reassemble_normalized_forward(const Problem& problem, const Device& device, ConstTensorRef features,
+                                   ConstTensorRef logits, TensorRef output);
+void reassemble_normalized_backward(const Problem& problem, const Device& device, ConstTensorRef grad_output,
+                                    ConstTensorRef features, ConstTensorRef logits, TensorRef grad_features,
+                                    TensorRef grad_logits);
+
 // Checks a problem's hyper-parameters and sizes; throws std::invalid_argument naming the bad value.
 void validate(const Problem& problem);
 

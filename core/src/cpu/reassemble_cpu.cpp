@@ -15,6 +15,7 @@
 //
 // Every element is summed in a fixed order by one thread: results are deterministic for any thread count.
 #include <algorithm>
+#include <cmath>
 #include <type_traits>
 #include <vector>
 
@@ -108,6 +109,11 @@ void store_phases(const A* src, int64_t len, int64_t s, int64_t valid, T* dst, i
 }
 
 template <typename T, typename A>
+void store_row(const A* src, int64_t len, T* dst, int64_t stride) {
+  for (int64_t x = 0; x < len; ++x) dst[x * stride] = store<T>(src[x]);
+}
+
+template <typename T, typename A>
 void load_input_rows(const Geometry& g, const Tensor4<T>& x, int64_t n, int64_t c, int64_t h, int64_t pitch,
                      A* rows) {
   for (int dyi = 0; dyi < g.k; ++dyi) {
@@ -123,8 +129,109 @@ void load_input_rows(const Geometry& g, const Tensor4<T>& x, int64_t n, int64_t 
 
 int64_t channels_end(const Geometry& g, int64_t group) { return (group + 1) * g.channels_per_group; }
 
+// Softmax across rows[0..count) at every column x < len, in place (the max is subtracted first).
+template <typename A>
+void softmax_across_rows(A* const* rows, int count, int64_t len, A* scratch_max, A* scratch_sum) {
+  std::copy(rows[0], rows[0] + len, scratch_max);
+  for (int t = 1; t < count; ++t)
+    for (int64_t x = 0; x < len; ++x) scratch_max[x] = std::max(scratch_max[x], rows[t][x]);
+  std::fill(scratch_sum, scratch_sum + len, A(0));
+  for (int t = 0; t < count; ++t)
+    for (int64_t x = 0; x < len; ++x) scratch_sum[x] += rows[t][x] = std::exp(rows[t][x] - scratch_max[x]);
+  for (int64_t x = 0; x < len; ++x) scratch_sum[x] = A(1) / scratch_sum[x];
+  for (int t = 0; t < count; ++t)
+    for (int64_t x = 0; x < len; ++x) rows[t][x] *= scratch_sum[x];
+}
+
+// Where the reassembly kernels come from. Both sources fill the phase rows [i][t][j][x] of the output rows
+// of one input row (output row i, tap t, phase j) and take the gradient of those phase rows back.
+//
+// GivenMasks: the masks tensor M, as the op receives it.
 template <typename T>
-void forward_rows(const Geometry& g, int64_t s, const Tensor4<T>& x, const Tensor4<T>& m, T* out, Strides os,
+struct GivenMasks {
+  Tensor4<T> m;
+  T* grad_out;  // grad_masks
+  Strides grad_strides;
+
+  template <typename A>
+  void load(const Geometry& g, int64_t s, int64_t n, int64_t group, RowRange rows, A* dst, A*) const {
+    const int taps = g.k * g.k;
+    for (int64_t i = 0; i < rows.count(); ++i)
+      for (int t = 0; t < taps; ++t)
+        load_phases(m.row(n, mask_channel(group, t, g), rows.first + i), m.s.w, g.W, s, g.OW, 0,
+                    dst + (i * taps + t) * s * g.W);
+  }
+
+  template <typename A>
+  void store_gradient(const Geometry& g, int64_t s, int64_t n, int64_t group, RowRange rows, const A* grad,
+                      A*) const {
+    const int taps = g.k * g.k;
+    for (int64_t i = 0; i < rows.count(); ++i)
+      for (int t = 0; t < taps; ++t)
+        store_phases(grad + (i * taps + t) * s * g.W, g.W, s, g.OW,
+                     grad_out + element_offset(grad_strides, n, mask_channel(group, t, g), rows.first + i, 0),
+                     grad_strides.w);
+  }
+  static constexpr int64_t scratch_size(const Geometry&, int64_t) { return 0; }
+};
+
+// EncoderLogits: the content encoder's raw output L (N, sigma^2 * k^2 * G, H, W); the mask of output pixel
+// (sigma*h + i, sigma*x + j) is the softmax over the taps t of L[n, (g*k^2 + t)*sigma^2 + i*sigma + j, h, x]
+// (pixel shuffle, then softmax), computed here and never written to memory. Its phase rows are plain rows of L.
+template <typename T>
+struct EncoderLogits {
+  Tensor4<T> logits;
+  T* grad_out;  // grad_logits
+  Strides grad_strides;
+
+  static int64_t channel(const Geometry& g, int64_t s, int64_t group, int t, int64_t i, int64_t j) {
+    return mask_channel(group, t, g) * s * s + i * s + j;
+  }
+
+  template <typename A>
+  void load(const Geometry& g, int64_t s, int64_t n, int64_t group, RowRange rows, A* dst, A* scratch) const {
+    const int taps = g.k * g.k;
+    const int64_t h = rows.first / s;
+    std::vector<A*> tap_rows(static_cast<size_t>(taps));
+    for (int64_t i = 0; i < s; ++i)
+      for (int64_t j = 0; j < s; ++j) {
+        for (int t = 0; t < taps; ++t) {
+          tap_rows[t] = dst + ((i * taps + t) * s + j) * g.W;
+          load_padded_row(logits.row(n, channel(g, s, group, t, i, j), h), logits.s.w, g.W, 0, tap_rows[t]);
+        }
+        softmax_across_rows(tap_rows.data(), taps, g.W, scratch, scratch + g.W);
+      }
+  }
+
+  // grad holds dL/dM in phase rows; dL/dlogit_t = p_t * (dM_t - sum_u p_u dM_u), with p recomputed.
+  template <typename A>
+  void store_gradient(const Geometry& g, int64_t s, int64_t n, int64_t group, RowRange rows, const A* grad,
+                      A* scratch) const {
+    const int taps = g.k * g.k;
+    const int64_t h = rows.first / s;
+    A* probs = scratch + 2 * g.W;
+    load(g, s, n, group, rows, probs, scratch);
+    std::vector<A> dot(static_cast<size_t>(g.W)), out(static_cast<size_t>(g.W));
+    for (int64_t i = 0; i < s; ++i)
+      for (int64_t j = 0; j < s; ++j) {
+        std::fill(dot.begin(), dot.end(), A(0));
+        for (int t = 0; t < taps; ++t) {
+          const int64_t at = ((i * taps + t) * s + j) * g.W;
+          for (int64_t x = 0; x < g.W; ++x) dot[x] += probs[at + x] * grad[at + x];
+        }
+        for (int t = 0; t < taps; ++t) {
+          const int64_t at = ((i * taps + t) * s + j) * g.W;
+          for (int64_t x = 0; x < g.W; ++x) out[x] = probs[at + x] * (grad[at + x] - dot[x]);
+          store_row(out.data(), g.W,
+                    grad_out + element_offset(grad_strides, n, channel(g, s, group, t, i, j), h, 0), grad_strides.w);
+        }
+      }
+  }
+  static int64_t scratch_size(const Geometry& g, int64_t s) { return 2 * g.W + s * g.k * g.k * s * g.W; }
+};
+
+template <typename T, typename Source>
+void forward_rows(const Geometry& g, int64_t s, const Tensor4<T>& x, const Source& source, T* out, Strides os,
                   int64_t begin, int64_t end) {
   using A = accumulate_t<T>;
   const int taps = g.k * g.k;
@@ -132,16 +239,14 @@ void forward_rows(const Geometry& g, int64_t s, const Tensor4<T>& x, const Tenso
   auto mask_phases = buffer<A>(max_output_rows(g) * taps * s * g.W);  // [i][t][j][x]: output row i of h
   auto padded = buffer<A>(g.k * pitch);                               // [dy + r][r + x]: input rows h-r..h+r
   auto phase_out = buffer<A>(s * g.W);                                // [j][x]
+  auto scratch = buffer<A>(Source::scratch_size(g, s));
   std::vector<const A*> a(static_cast<size_t>(taps)), b(static_cast<size_t>(taps));
   for (int64_t task = begin; task < end; ++task) {
     const int64_t n = task / g.H, h = task % g.H;
     const RowRange rows = output_rows(g, h);
     if (rows.count() == 0) continue;
     for (int64_t group = 0; group < g.G; ++group) {
-      for (int64_t i = 0; i < rows.count(); ++i)
-        for (int t = 0; t < taps; ++t)
-          load_phases(m.row(n, mask_channel(group, t, g), rows.first + i), m.s.w, g.W, s, g.OW, 0,
-                      mask_phases.data() + (i * taps + t) * s * g.W);
+      source.load(g, s, n, group, rows, mask_phases.data(), scratch.data());
       for (int64_t c = group * g.channels_per_group; c < channels_end(g, group); ++c) {
         load_input_rows(g, x, n, c, h, pitch, padded.data());
         for (int t = 0; t < taps; ++t) b[t] = padded.data() + (t / g.k) * pitch + t % g.k;
@@ -157,8 +262,10 @@ void forward_rows(const Geometry& g, int64_t s, const Tensor4<T>& x, const Tenso
   }
 }
 
-template <typename T>
-void grad_masks_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, const Tensor4<T>& x, T* out, Strides os,
+// dL/dM in phase rows per input row, summed over the channels of each group, handed to the source (which
+// stores it as grad_masks, or turns it into grad_logits).
+template <typename T, typename Source>
+void grad_masks_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, const Tensor4<T>& x, const Source& source,
                      int64_t begin, int64_t end) {
   using A = accumulate_t<T>;
   constexpr int64_t chunk = 32;  // channels whose rows are held at once
@@ -167,6 +274,7 @@ void grad_masks_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, const T
   auto sums = buffer<A>(max_rows * taps * s * g.W);          // [i][t][j][x]
   auto grad_phases = buffer<A>(chunk * max_rows * s * g.W);  // [q][i][j][x]: channel q of the chunk
   auto padded = buffer<A>(chunk * g.k * pitch);              // [q][dy + r][r + x]
+  auto scratch = buffer<A>(Source::scratch_size(g, s));
   std::vector<const A*> a(static_cast<size_t>(chunk)), b(static_cast<size_t>(chunk));
   for (int64_t task = begin; task < end; ++task) {
     const int64_t n = task / g.H, h = task % g.H;
@@ -193,23 +301,22 @@ void grad_masks_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, const T
                               c0 != c_begin);
             }
       }
-      for (int64_t i = 0; i < rows.count(); ++i)
-        for (int t = 0; t < taps; ++t)
-          store_phases(sums.data() + (i * taps + t) * s * g.W, g.W, s, g.OW,
-                       out + element_offset(os, n, mask_channel(group, t, g), rows.first + i, 0), os.w);
+      source.store_gradient(g, s, n, group, rows, sums.data(), scratch.data());
     }
   }
 }
 
-template <typename T>
-void grad_features_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, const Tensor4<T>& m, T* out,
+template <typename T, typename Source>
+void grad_features_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, const Source& source, T* out,
                         Strides os, int64_t begin, int64_t end) {
   using A = accumulate_t<T>;
   const int taps = g.k * g.k;
   const int64_t pitch = g.W + 2 * g.r, max_rows = max_output_rows(g);
+  auto row_masks = buffer<A>(max_rows * taps * s * g.W);          // [i][t][j][x] of one source row
   auto mask_phases = buffer<A>(g.k * max_rows * g.k * s * pitch);  // [dy + r][i][dx + r][j][r + x]
   auto grad_phases = buffer<A>(g.k * max_rows * s * pitch);        // [dy + r][i][j][r + x]
   auto sums = buffer<A>(g.W);
+  auto scratch = buffer<A>(Source::scratch_size(g, s));
   std::vector<const A*> a(static_cast<size_t>(taps * max_rows * s)), b(a.size());
   for (int64_t task = begin; task < end; ++task) {
     const int64_t n = task / g.H, h = task % g.H;
@@ -219,10 +326,17 @@ void grad_features_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, cons
     for (int64_t group = 0; group < g.G; ++group) {
       for (int dyi = dyi_begin; dyi < dyi_end; ++dyi) {
         const RowRange rows = output_rows(g, h - dyi + g.r);
+        source.load(g, s, n, group, rows, row_masks.data(), scratch.data());
+        // the taps of tap row dy, padded by r zeros on each side (the gather below shifts by -dx)
         for (int64_t i = 0; i < rows.count(); ++i)
           for (int dxi = 0; dxi < g.k; ++dxi)
-            load_phases(m.row(n, mask_channel(group, dyi * g.k + dxi, g), rows.first + i), m.s.w, g.W, s, g.OW,
-                        g.r, mask_phases.data() + ((dyi * max_rows + i) * g.k + dxi) * s * pitch);
+            for (int64_t j = 0; j < s; ++j) {
+              A* dst = mask_phases.data() + (((dyi * max_rows + i) * g.k + dxi) * s + j) * pitch;
+              const A* src = row_masks.data() + ((i * taps + dyi * g.k + dxi) * s + j) * g.W;
+              std::fill(dst, dst + g.r, A(0));
+              std::copy(src, src + g.W, dst + g.r);
+              std::fill(dst + g.r + g.W, dst + pitch, A(0));
+            }
       }
       for (int64_t c = group * g.channels_per_group; c < channels_end(g, group); ++c) {
         int count = 0;
@@ -282,8 +396,9 @@ void reassemble_forward(const Problem& problem, const Device& device, ConstTenso
                                 return forward_element(g, xo, mo, n, c, oy, ox);
                               });
     }
+    const GivenMasks<T> masks_source{m, nullptr, {}};
     parallel_for(g.N * g.H, device.num_threads, row_cost(g), [&](int64_t begin, int64_t end) {
-      forward_rows(g, s, x, m, static_cast<T*>(output.data), output.strides, begin, end);
+      forward_rows(g, s, x, masks_source, static_cast<T*>(output.data), output.strides, begin, end);
     });
   });
 }
@@ -310,11 +425,46 @@ void reassemble_backward(const Problem& problem, const Device& device, ConstTens
                                 return grad_mask_element(g, dyo, xo, n, mc, oy, ox);
                               });
     }
+    const GivenMasks<T> masks_source{m, static_cast<T*>(grad_masks.data), grad_masks.strides};
     parallel_for(g.N * g.H, device.num_threads, row_cost(g), [&](int64_t begin, int64_t end) {
-      grad_features_rows(g, s, dy, m, static_cast<T*>(grad_features.data), grad_features.strides, begin, end);
+      grad_features_rows(g, s, dy, masks_source, static_cast<T*>(grad_features.data), grad_features.strides, begin,
+                         end);
     });
     parallel_for(g.N * g.H, device.num_threads, row_cost(g), [&](int64_t begin, int64_t end) {
-      grad_masks_rows(g, s, dy, x, static_cast<T*>(grad_masks.data), grad_masks.strides, begin, end);
+      grad_masks_rows(g, s, dy, x, masks_source, begin, end);
+    });
+  });
+}
+
+void reassemble_normalized_forward(const Problem& problem, const Device& device, ConstTensorRef features,
+                                   ConstTensorRef logits, TensorRef output) {
+  const Geometry g = Geometry::of(problem);
+  dispatch_dtype(problem.dtype, [&](auto type_tag) {
+    using T = decltype(type_tag);
+    const Tensor4<T> x{static_cast<const T*>(features.data), features.strides};
+    const EncoderLogits<T> source{{static_cast<const T*>(logits.data), logits.strides}, nullptr, {}};
+    parallel_for(g.N * g.H, device.num_threads, row_cost(g), [&](int64_t begin, int64_t end) {
+      forward_rows(g, g.sigma, x, source, static_cast<T*>(output.data), output.strides, begin, end);
+    });
+  });
+}
+
+void reassemble_normalized_backward(const Problem& problem, const Device& device, ConstTensorRef grad_output,
+                                    ConstTensorRef features, ConstTensorRef logits, TensorRef grad_features,
+                                    TensorRef grad_logits) {
+  const Geometry g = Geometry::of(problem);
+  dispatch_dtype(problem.dtype, [&](auto type_tag) {
+    using T = decltype(type_tag);
+    const Tensor4<T> dy{static_cast<const T*>(grad_output.data), grad_output.strides};
+    const Tensor4<T> x{static_cast<const T*>(features.data), features.strides};
+    const EncoderLogits<T> source{{static_cast<const T*>(logits.data), logits.strides},
+                                  static_cast<T*>(grad_logits.data), grad_logits.strides};
+    parallel_for(g.N * g.H, device.num_threads, row_cost(g), [&](int64_t begin, int64_t end) {
+      grad_features_rows(g, g.sigma, dy, source, static_cast<T*>(grad_features.data), grad_features.strides, begin,
+                         end);
+    });
+    parallel_for(g.N * g.H, device.num_threads, row_cost(g), [&](int64_t begin, int64_t end) {
+      grad_masks_rows(g, g.sigma, dy, x, source, begin, end);
     });
   });
 }

@@ -22,6 +22,15 @@ void reassemble_backward(const Problem&, const Device&, ConstTensorRef, ConstTen
   unavailable();
 }
 
+void reassemble_normalized_forward(const Problem&, const Device&, ConstTensorRef, ConstTensorRef, TensorRef) {
+  unavailable();
+}
+
+void reassemble_normalized_backward(const Problem&, const Device&, ConstTensorRef, ConstTensorRef, ConstTensorRef,
+                                    TensorRef, TensorRef) {
+  unavailable();
+}
+
 int compiled_runtime_version() { return 0; }
 
 int driver_version() { return 0; }

@@ -112,6 +112,22 @@ void reassemble_backward(const Problem& problem, const Device& device, ConstTens
   });
 }
 
+// The fused kernel normalizer has no CUDA kernel yet (its fast version is part of the tuned CUDA kernels).
+[[noreturn]] void no_fused_kernel() {
+  throw std::runtime_error(
+      "carafe: the fused kernel normalizer has no CUDA kernel yet; normalize the masks first (CARAFEPack does so "
+      "on CUDA) or run on the CPU");
+}
+
+void reassemble_normalized_forward(const Problem&, const Device&, ConstTensorRef, ConstTensorRef, TensorRef) {
+  no_fused_kernel();
+}
+
+void reassemble_normalized_backward(const Problem&, const Device&, ConstTensorRef, ConstTensorRef, ConstTensorRef,
+                                    TensorRef, TensorRef) {
+  no_fused_kernel();
+}
+
 int compiled_runtime_version() { return CUDART_VERSION; }
 
 int driver_version() {
