@@ -24,7 +24,7 @@ DEFAULTS = {
     "MODEL": {
         "BACKBONE": {
             "NAME": "resnet50",
-            # torchvision ImageNet state dict (e.g. resnet50-11ad3fa6.pth); "" = random init
+            # torchvision ImageNet state dict (e.g. resnet50-0676ba61.pth); "" = random init
             "WEIGHTS": "",
             # channels of the four stages of the 'tiny' backbone (strides 4, 8, 16, 32)
             "TINY_WIDTHS": [16, 32, 64, 128],

@@ -39,7 +39,7 @@ class ResNetBackbone(nn.Module):
 
 
 def load_imagenet_weights(resnet: torchvision.models.ResNet, path: str | Path) -> None:
-    """Loads a torchvision ImageNet state dict (as saved by torchvision, e.g. resnet50-11ad3fa6.pth; a dict with
+    """Loads a torchvision ImageNet state dict (as saved by torchvision, e.g. resnet50-0676ba61.pth; a dict with
     'state_dict' or 'model' holding one also works). Every backbone tensor must be there with its shape; the
     classifier (fc.*) is not used."""
     path = Path(path)
