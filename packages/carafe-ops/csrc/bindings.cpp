@@ -79,6 +79,25 @@ PYBIND11_MODULE(_C, m) {
       py::arg("problem"), py::arg("device"), py::arg("grad_output"), py::arg("features"), py::arg("masks"),
       py::arg("grad_features"), py::arg("grad_masks"), py::call_guard<py::gil_scoped_release>());
 
+  m.def(
+      "reassemble_normalized_forward",
+      [](const carafe::Problem& p, const carafe::Device& d, const PyTensor& features, const PyTensor& logits,
+         const PyTensor& output) {
+        carafe::reassemble_normalized_forward(p, d, cref(features), cref(logits), ref(output));
+      },
+      py::arg("problem"), py::arg("device"), py::arg("features"), py::arg("logits"), py::arg("output"),
+      py::call_guard<py::gil_scoped_release>());
+
+  m.def(
+      "reassemble_normalized_backward",
+      [](const carafe::Problem& p, const carafe::Device& d, const PyTensor& grad_output, const PyTensor& features,
+         const PyTensor& logits, const PyTensor& grad_features, const PyTensor& grad_logits) {
+        carafe::reassemble_normalized_backward(p, d, cref(grad_output), cref(features), cref(logits),
+                                               ref(grad_features), ref(grad_logits));
+      },
+      py::arg("problem"), py::arg("device"), py::arg("grad_output"), py::arg("features"), py::arg("logits"),
+      py::arg("grad_features"), py::arg("grad_logits"), py::call_guard<py::gil_scoped_release>());
+
   m.def("cuda_driver_version", &carafe::cuda_driver_version,
         "CUDA version the NVIDIA driver supports (e.g. 13000); 0 without a driver or CUDA backend");
 

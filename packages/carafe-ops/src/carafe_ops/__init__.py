@@ -11,8 +11,14 @@ from ._build import build_info, check_cuda_compatibility, has_cuda
 check_cuda_compatibility()
 
 from . import reference  # noqa: E402
-from ._ops import reassemble, reassemble_backward, reassemble_flops  # noqa: E402
-from .functional import carafe  # noqa: E402
+from ._ops import (  # noqa: E402
+    reassemble,
+    reassemble_backward,
+    reassemble_flops,
+    reassemble_normalized,
+    reassemble_normalized_backward,
+)
+from .functional import carafe, carafe_normalized, normalize_kernels  # noqa: E402
 from .modules import CARAFE, CARAFEPack  # noqa: E402
 
 def _version() -> str:
@@ -42,10 +48,14 @@ __all__ = [
     "build_info",
     "check_cuda_compatibility",
     "carafe",
+    "carafe_normalized",
     "has_cuda",
     "nn",
     "reassemble",
     "reassemble_backward",
     "reassemble_flops",
+    "reassemble_normalized",
+    "reassemble_normalized_backward",
+    "normalize_kernels",
     "reference",
 ]

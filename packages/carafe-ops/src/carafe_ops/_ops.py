@@ -19,7 +19,7 @@ from torch import Tensor
 from torch.utils.flop_counter import register_flop_formula
 
 from . import _C
-from ._validation import check_grad_output, check_reassemble_args
+from ._validation import check_grad_output, check_normalized_args, check_reassemble_args
 
 _DTYPES = {
     torch.float32: _C.DType.float32,
@@ -95,7 +95,7 @@ def reassemble_backward(
     grad_output: Tensor, features: Tensor, masks: Tensor, kernel_size: int, group_size: int, scale_factor: int
 ) -> tuple[Tensor, Tensor]:
     _check_op_args(features, masks, kernel_size, group_size, scale_factor)
-    check_grad_output(grad_output, features, masks)
+    check_grad_output(grad_output, features, masks.shape[2:])
     device = _device(features)
     grad_features = torch.empty_like(features, memory_format=_memory_format(features))
     grad_masks = torch.empty_like(masks, memory_format=_memory_format(masks))
@@ -114,7 +114,7 @@ def reassemble_backward(
 @reassemble_backward.register_fake
 def _reassemble_backward_fake(grad_output, features, masks, kernel_size, group_size, scale_factor):
     _check_op_args(features, masks, kernel_size, group_size, scale_factor)
-    check_grad_output(grad_output, features, masks)
+    check_grad_output(grad_output, features, masks.shape[2:])
     grad_features = torch.empty_like(features, memory_format=_memory_format(features))
     grad_masks = torch.empty_like(masks, memory_format=_memory_format(masks))
     return grad_features, grad_masks
@@ -135,6 +135,88 @@ def _backward(ctx, grad_output):
 reassemble.register_autograd(_backward, setup_context=_setup_context)
 
 
+@torch.library.custom_op("carafe::reassemble_normalized", mutates_args=())
+def reassemble_normalized(
+    features: Tensor, logits: Tensor, kernel_size: int, group_size: int, scale_factor: int
+) -> Tensor:
+    """The fused kernel normalizer: reassembly with masks = softmax over taps of pixel_shuffle(logits), made
+    inside the kernel (never written to memory)."""
+    check_normalized_args(features, logits, kernel_size, group_size, scale_factor)
+    device = _device(features)
+    _require_cpu_for_fused(features)
+    output = _new_normalized_output(features, scale_factor)
+    problem = _problem_normalized(features, kernel_size, group_size, scale_factor)
+    _C.reassemble_normalized_forward(problem, device, _ref(features), _ref(logits), _ref(output))
+    return output
+
+
+@reassemble_normalized.register_fake
+def _reassemble_normalized_fake(features, logits, kernel_size, group_size, scale_factor):
+    check_normalized_args(features, logits, kernel_size, group_size, scale_factor)
+    return _new_normalized_output(features, scale_factor)
+
+
+@torch.library.custom_op("carafe::reassemble_normalized_backward", mutates_args=())
+def reassemble_normalized_backward(
+    grad_output: Tensor, features: Tensor, logits: Tensor, kernel_size: int, group_size: int, scale_factor: int
+) -> tuple[Tensor, Tensor]:
+    check_normalized_args(features, logits, kernel_size, group_size, scale_factor)
+    check_grad_output(grad_output, features, _normalized_output_size(features, scale_factor))
+    device = _device(features)
+    _require_cpu_for_fused(features)
+    grad_features = torch.empty_like(features, memory_format=_memory_format(features))
+    grad_logits = torch.empty_like(logits, memory_format=_memory_format(logits))
+    _C.reassemble_normalized_backward(
+        _problem_normalized(features, kernel_size, group_size, scale_factor),
+        device,
+        _ref(grad_output),
+        _ref(features),
+        _ref(logits),
+        _ref(grad_features),
+        _ref(grad_logits),
+    )
+    return grad_features, grad_logits
+
+
+@reassemble_normalized_backward.register_fake
+def _reassemble_normalized_backward_fake(grad_output, features, logits, kernel_size, group_size, scale_factor):
+    check_normalized_args(features, logits, kernel_size, group_size, scale_factor)
+    check_grad_output(grad_output, features, _normalized_output_size(features, scale_factor))
+    return (torch.empty_like(features, memory_format=_memory_format(features)),
+            torch.empty_like(logits, memory_format=_memory_format(logits)))
+
+
+def _backward_normalized(ctx, grad_output):
+    features, logits = ctx.saved_tensors
+    grad_features, grad_logits = reassemble_normalized_backward(grad_output, features, logits, *ctx.hyperparameters)
+    return grad_features, grad_logits, None, None, None
+
+
+reassemble_normalized.register_autograd(_backward_normalized, setup_context=_setup_context)
+
+
+def _normalized_output_size(features: Tensor, scale_factor: int) -> tuple:
+    return features.shape[2] * scale_factor, features.shape[3] * scale_factor
+
+
+def _new_normalized_output(features: Tensor, scale_factor: int) -> Tensor:
+    shape = (*features.shape[:2], *_normalized_output_size(features, scale_factor))
+    return features.new_empty(shape).contiguous(memory_format=_memory_format(features))
+
+
+def _problem_normalized(features: Tensor, kernel_size: int, group_size: int, scale_factor: int):
+    n, c, h, w = features.shape
+    return _C.Problem(n, c, h, w, kernel_size, group_size, scale_factor, _DTYPES[features.dtype])
+
+
+def _require_cpu_for_fused(features: Tensor) -> None:
+    if features.device.type != "cpu":
+        raise NotImplementedError(
+            f"carafe: the fused kernel normalizer runs on the CPU only for now (got {features.device}); on other "
+            f"devices normalize the masks first: CARAFEPack(fused_normalizer=False), its default there"
+        )
+
+
 def reassemble_flops(features_shape, masks_shape, kernel_size: int) -> int:
     """A multiply and an add per tap per output element: 2 * N * C * OH * OW * k_up^2 (OH, OW = sigma*H,
     sigma*W by default; the masks' spatial size)."""
@@ -146,6 +228,20 @@ def reassemble_flops(features_shape, masks_shape, kernel_size: int) -> int:
 @register_flop_formula(torch.ops.carafe.reassemble)
 def _reassemble_flop(features_shape, masks_shape, kernel_size, group_size, scale_factor, *args, **kwargs) -> int:
     return reassemble_flops(features_shape, masks_shape, kernel_size)
+
+
+@register_flop_formula(torch.ops.carafe.reassemble_normalized)
+def _reassemble_normalized_flop(features_shape, logits_shape, kernel_size, group_size, scale_factor, *args,
+                                **kwargs) -> int:
+    # the reassembly; the softmax is not a multiply-add and is not counted (as FlopCounterMode does for softmax)
+    n, c, h, w = features_shape
+    return reassemble_flops(features_shape, (n, c, scale_factor * h, scale_factor * w), kernel_size)
+
+
+@register_flop_formula(torch.ops.carafe.reassemble_normalized_backward)
+def _reassemble_normalized_backward_flop(grad_output_shape, features_shape, logits_shape, kernel_size, group_size,
+                                         scale_factor, *args, **kwargs) -> int:
+    return 2 * reassemble_flops(features_shape, grad_output_shape, kernel_size)
 
 
 @register_flop_formula(torch.ops.carafe.reassemble_backward)

@@ -71,8 +71,8 @@ def check_reassemble_args(features, masks, kernel_size, group_size, scale_factor
         raise ValueError(f"carafe: masks ({masks.device}) and features ({features.device}) must be on the same device")
 
 
-def check_grad_output(grad_output, features, masks) -> None:
-    expected = (*features.shape[:2], *masks.shape[2:])
+def check_grad_output(grad_output, features, output_size) -> None:
+    expected = (*features.shape[:2], *output_size)
     if tuple(grad_output.shape) != expected:
         raise ValueError(f"carafe: grad_output must have shape {expected}, got {tuple(grad_output.shape)}")
     if grad_output.dtype != features.dtype or grad_output.device != features.device:
@@ -80,3 +80,24 @@ def check_grad_output(grad_output, features, masks) -> None:
             f"carafe: grad_output ({grad_output.dtype}, {grad_output.device}) must match features "
             f"({features.dtype}, {features.device})"
         )
+
+
+def check_normalized_args(features, logits, kernel_size, group_size, scale_factor) -> None:
+    """The fused kernel normalizer's inputs: logits are the content encoder's raw output,
+    (N, scale_factor**2 * group_size * kernel_size**2, H, W) for features (N, C, H, W)."""
+    check_hyperparameters(kernel_size, group_size, scale_factor)
+    _check_tensor("features", features)
+    _check_tensor("logits", logits)
+    n, c, h, w = features.shape
+    if c % group_size != 0:
+        raise ValueError(f"carafe: features has {c} channels, which group_size={group_size} does not divide")
+    expected = (n, scale_factor * scale_factor * group_size * kernel_size * kernel_size, h, w)
+    if tuple(logits.shape) != expected:
+        raise ValueError(
+            f"carafe: logits must have shape (N, scale_factor**2*group_size*kernel_size**2, H, W) = {expected} for "
+            f"features of shape {tuple(features.shape)}, got {tuple(logits.shape)}"
+        )
+    if logits.dtype != features.dtype:
+        raise TypeError(f"carafe: logits ({logits.dtype}) and features ({features.dtype}) must have the same dtype")
+    if logits.device != features.device:
+        raise ValueError(f"carafe: logits ({logits.device}) and features ({features.device}) must be on the same device")

@@ -23,6 +23,14 @@ def fvcore_reassemble_handle(inputs, outputs) -> int:
     return reassemble_flops(_shape(features), _shape(masks), kernel_size) // 2
 
 
+def fvcore_reassemble_normalized_handle(inputs, outputs) -> int:
+    """fvcore/mmengine op handle for ``carafe::reassemble_normalized`` (the fused kernel normalizer): the
+    reassembly's multiply-adds (softmax not counted, as fvcore counts no softmax)."""
+    features, kernel_size = inputs[0], inputs[2].toIValue()
+    return reassemble_flops(_shape(features), _shape(outputs[0]), kernel_size) // 2
+
+
 def fvcore_handles() -> dict:
     """{op name: handle} to pass to ``FlopCountAnalysis.set_op_handle(**...)``."""
-    return {"carafe::reassemble": fvcore_reassemble_handle}
+    return {"carafe::reassemble": fvcore_reassemble_handle,
+            "carafe::reassemble_normalized": fvcore_reassemble_normalized_handle}

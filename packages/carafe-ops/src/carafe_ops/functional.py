@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+import torch.nn.functional as F
+
 from . import reference
-from ._ops import reassemble
-from ._validation import check_reassemble_args
+from ._ops import reassemble, reassemble_normalized
+from ._validation import check_normalized_args, check_reassemble_args
 
 
 def carafe(
@@ -51,3 +53,40 @@ def carafe(
     if torch.onnx.is_in_onnx_export():
         return reference.carafe(features, masks, kernel_size, group_size, scale_factor, size)
     return reassemble(features, masks, kernel_size, group_size, scale_factor)
+
+
+def normalize_kernels(logits: Tensor, kernel_size: int, group_size: int, scale_factor: int) -> Tensor:
+    """CARAFEPack's kernel normalizer: (N, sigma^2*G*k^2, H, W) logits -> pixel shuffle by sigma -> softmax over
+    each group's k^2 taps -> masks (N, G*k^2, sigma*H, sigma*W)."""
+    masks = F.pixel_shuffle(logits, scale_factor)
+    n, mask_c, h, w = masks.shape
+    masks = F.softmax(masks.view(n, group_size, -1, h, w), dim=2, dtype=masks.dtype)
+    return masks.view(n, mask_c, h, w).contiguous()
+
+
+def carafe_normalized(
+    features: Tensor, logits: Tensor, kernel_size: int, group_size: int, scale_factor: int
+) -> Tensor:
+    """CARAFE with the fused kernel normalizer: equal to ``carafe(features, normalize_kernels(logits, ...), ...)``,
+    but the pixel shuffle and the softmax happen inside the reassembly kernel, so the normalized masks (k_up^2*G
+    values per output pixel) are never written to memory, forward or backward.
+
+    Args:
+        features: (N, C, H, W).
+        logits: the content encoder's raw output, (N, scale_factor**2 * group_size * kernel_size**2, H, W).
+
+    CPU only for now; under autocast both inputs are cast to the autocast dtype; inside ``torch.onnx.export`` it
+    is traced as the unfused pure-PyTorch computation (standard ONNX operators).
+    """
+    for name, value in (("features", features), ("logits", logits)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"carafe: {name} must be a torch.Tensor, got {type(value).__name__}")
+    device_type = features.device.type
+    if torch.is_autocast_enabled(device_type) and features.is_floating_point():
+        dtype = torch.get_autocast_dtype(device_type)
+        features, logits = features.to(dtype), logits.to(dtype)
+    check_normalized_args(features, logits, kernel_size, group_size, scale_factor)
+    if torch.onnx.is_in_onnx_export():
+        masks = normalize_kernels(logits, kernel_size, group_size, scale_factor)
+        return reference.carafe(features, masks, kernel_size, group_size, scale_factor)
+    return reassemble_normalized(features, logits, kernel_size, group_size, scale_factor)

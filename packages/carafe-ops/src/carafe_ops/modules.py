@@ -3,11 +3,10 @@ checkpoints move between the two unchanged."""
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._validation import check_hyperparameters, check_size
-from .functional import carafe
+from .functional import carafe, carafe_normalized, normalize_kernels
 from .reference import source_index
 
 
@@ -49,6 +48,9 @@ class CARAFEPack(nn.Module):
         encoder_kernel: k_enc, the content encoder's kernel size.
         encoder_dilation: the content encoder's dilation.
         compressed_channels: C_m, the channel compressor's output channels.
+        fused_normalizer: normalize the kernels inside the reassembly (``carafe_normalized``: the masks are never
+            written to memory) instead of with a pixel shuffle and a softmax before it. None (default): fused
+            where there is a fused kernel (the CPU), unfused elsewhere. Results are the same either way.
     """
 
     def __init__(
@@ -60,9 +62,12 @@ class CARAFEPack(nn.Module):
         encoder_kernel: int = 3,
         encoder_dilation: int = 1,
         compressed_channels: int = 64,
+        *,
+        fused_normalizer: bool | None = None,
     ):
         super().__init__()
         check_hyperparameters(up_kernel, up_group, scale_factor)
+        self.fused_normalizer = fused_normalizer
         if channels % up_group != 0:
             raise ValueError(f"CARAFEPack: channels ({channels}) must be divisible by up_group ({up_group})")
         self.channels = channels
@@ -94,11 +99,15 @@ class CARAFEPack(nn.Module):
 
     def kernel_normalizer(self, mask: Tensor) -> Tensor:
         """(N, sigma^2 k_up^2 G, H, W) -> softmax-normalized (N, k_up^2 G, sigma H, sigma W)."""
-        mask = F.pixel_shuffle(mask, self.scale_factor)
-        n, mask_c, h, w = mask.size()
-        mask = mask.view(n, self.up_group, -1, h, w)
-        mask = F.softmax(mask, dim=2, dtype=mask.dtype)
-        return mask.view(n, mask_c, h, w).contiguous()
+        return normalize_kernels(mask, self.up_kernel, self.up_group, self.scale_factor)
+
+    def _fuse(self, x: Tensor, size) -> bool:
+        fused = self.fused_normalizer if self.fused_normalizer is not None else x.device.type == "cpu"
+        if not fused or size is None:
+            return fused
+        # the fused kernel makes sigma*H x sigma*W outputs; other sizes go through the resampled masks
+        wanted = (x.shape[2] * self.scale_factor, x.shape[3] * self.scale_factor)
+        return all(type(v) is int for v in (*size, *wanted)) and tuple(size) == wanted
 
     def feature_reassemble(self, x: Tensor, mask: Tensor, size=None) -> Tensor:
         return carafe(x, mask, self.up_kernel, self.up_group, self.scale_factor, size)
@@ -110,6 +119,8 @@ class CARAFEPack(nn.Module):
         output pixel's kernel the one predicted for its position in its source pixel."""
         compressed_x = self.channel_compressor(x)
         mask = self.content_encoder(compressed_x)
+        if self._fuse(x, size):
+            return carafe_normalized(x, mask, self.up_kernel, self.up_group, self.scale_factor)
         mask = self.kernel_normalizer(mask)
         if size is not None:
             size = check_size(size)

@@ -36,31 +36,43 @@ def low_precision_errors(result, exact, lowp_reference) -> tuple[float, float]:
     return ours, 2 * torch_error + 2**-24 * exact.abs().max().item()
 
 
+def _compare(run, run_reference, inputs, names, grad_output=None) -> dict[str, tuple[float, float]]:
+    """(max error, allowed max error) of run's output and input gradients against run_reference in float64, and,
+    for float16/bfloat16, against run_reference in that dtype (the flash-attention rule above)."""
+    dtype = inputs[0].dtype
+
+    def forward_backward(fn, tensors, grad):
+        leaves = [t.detach().clone().requires_grad_(True) for t in tensors]
+        out = fn(*leaves)
+        return (out, *torch.autograd.grad(out, leaves, grad))
+
+    first = run(*[t.detach() for t in inputs])
+    if grad_output is None:
+        grad_output = torch.randn_like(first)
+    got = forward_backward(run, inputs, grad_output)
+    exact = forward_backward(run_reference, [t.double() for t in inputs], grad_output.double())
+    if dtype in TOLERANCE:
+        tol = TOLERANCE[dtype]
+        return {name: ((a.double() - b).abs().max().item(), tol * (1 + b.abs().max().item()))
+                for name, a, b in zip(names, got, exact)}
+    lowp = forward_backward(run_reference, inputs, grad_output)
+    return {name: low_precision_errors(a, b, c) for name, a, b, c in zip(names, got, exact, lowp)}
+
+
 def compare_with_reference(fn, features, masks, k, g, s, grad_output=None) -> dict[str, tuple[float, float]]:
     """Runs fn(features, masks, k, g, s) forward and backward and returns, for the output and both gradients,
     (max error, allowed max error) against the float64 reference. All pass when error <= allowed.
     The output size is the masks' spatial size."""
-    dtype = features.dtype
     size = tuple(masks.shape[2:])
-    x = features.detach().clone().requires_grad_(True)
-    m = masks.detach().clone().requires_grad_(True)
-    out = fn(x, m, k, g, s)
-    if grad_output is None:
-        grad_output = torch.randn_like(out)
-    got = (out, *torch.autograd.grad(out, (x, m), grad_output))
-    x64 = features.detach().double().requires_grad_(True)
-    m64 = masks.detach().double().requires_grad_(True)
-    out64 = reference.carafe(x64, m64, k, g, s, size)
-    exact = (out64, *torch.autograd.grad(out64, (x64, m64), grad_output.double()))
-    names = ("output", "grad_features", "grad_masks")
-    if dtype in TOLERANCE:
-        tol = TOLERANCE[dtype]
-        return {
-            name: ((a.double() - b).abs().max().item(), tol * (1 + b.abs().max().item()))
-            for name, a, b in zip(names, got, exact)
-        }
-    xl = features.detach().clone().requires_grad_(True)
-    ml = masks.detach().clone().requires_grad_(True)
-    outl = reference.carafe(xl, ml, k, g, s, size)
-    lowp = (outl, *torch.autograd.grad(outl, (xl, ml), grad_output))
-    return {name: low_precision_errors(a, b, c) for name, a, b, c in zip(names, got, exact, lowp)}
+    return _compare(lambda x, m: fn(x, m, k, g, s), lambda x, m: reference.carafe(x, m, k, g, s, size),
+                    (features, masks), ("output", "grad_features", "grad_masks"), grad_output)
+
+
+def compare_normalized_with_reference(fn, features, logits, k, g, s, grad_output=None):
+    """As compare_with_reference, for the fused kernel normalizer fn(features, logits, k, g, s): the reference is
+    the unfused computation, pixel shuffle + softmax (normalize_kernels) and then the reference op."""
+    from .functional import normalize_kernels
+
+    return _compare(lambda x, l: fn(x, l, k, g, s),
+                    lambda x, l: reference.carafe(x, normalize_kernels(l, k, g, s), k, g, s),
+                    (features, logits), ("output", "grad_features", "grad_logits"), grad_output)
