@@ -89,7 +89,8 @@ def main(argv=None):
                              "  pip install 'git+https://github.com/facebookresearch/detectron2.git'")
         from .detectron2_project.train_net import run
 
-        return run(args)
+        run(args)
+        return 0
     if engine != "torchvision":
         parser.error(f"unknown engine {engine!r} (the config's ENGINE); expected torchvision or detectron2")
     from .torchvision_engine.trainer import main as engine_main
@@ -97,8 +98,9 @@ def main(argv=None):
     if args.num_gpus > 1 and "OMP_NUM_THREADS" not in os.environ:
         # CPU workers (gloo) share the cores; torchrun makes the same choice
         os.environ["OMP_NUM_THREADS"] = "1"
-    return launch(engine_main, args.num_gpus, args.num_machines, args.machine_rank, args.dist_url, args=(args,))
+    launch(engine_main, args.num_gpus, args.num_machines, args.machine_rank, args.dist_url, args=(args,))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

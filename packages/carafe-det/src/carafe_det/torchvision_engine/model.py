@@ -40,7 +40,7 @@ def load_imagenet_weights(body: nn.Module, path: str | Path) -> None:
     if not isinstance(state, dict):
         raise CheckpointError(f"MODEL.BACKBONE.WEIGHTS: {path} does not hold a state dict")
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    wanted = body.state_dict()
+    wanted = {k: v for k, v in body.state_dict().items() if not k.startswith("fc.")}
     missing = [k for k in wanted if k not in state and not k.endswith("num_batches_tracked")]
     wrong = [k for k in wanted if k in state and state[k].shape != wanted[k].shape]
     if missing or wrong:

@@ -113,6 +113,35 @@ def load_weights_for(cfg, model: nn.Module, resume: bool, log) -> tuple[dict | N
     return state, path
 
 
+def train_step(model, optimizer, scaler, images, targets, device, iteration: int = 0):
+    """One SGD step on a batch (what carafe-det-train and the step benchmark run); returns the total loss and
+    the loss dict. With an enabled GradScaler (SOLVER.AMP on CUDA) the forward runs in float16 autocast."""
+    images = [image.to(device, non_blocking=True) for image in images]
+    targets = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
+    autocast = torch.autocast("cuda", dtype=torch.float16) if scaler.is_enabled() else contextlib.nullcontext()
+    with autocast:
+        loss_dict = model(images, targets)
+    loss = sum(loss_dict.values())
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss is {loss.item()} at iteration {iteration}: "
+                                 f"{ {k: v.item() for k, v in loss_dict.items()} }")
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return loss, loss_dict
+
+
+def build_optimizer(cfg, model: nn.Module):
+    """SGD over the trainable parameters, and the GradScaler (enabled by SOLVER.AMP on CUDA)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=cfg.SOLVER.BASE_LR, momentum=cfg.SOLVER.MOMENTUM,
+                                weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+    device_type = next(model.parameters()).device.type
+    scaler = torch.amp.GradScaler(device_type, enabled=cfg.SOLVER.AMP and device_type == "cuda")
+    return optimizer, scaler
+
+
 def train(cfg, resume: bool) -> dict | None:
     output_dir = Path(cfg.OUTPUT_DIR)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -128,10 +157,7 @@ def train(cfg, resume: bool) -> dict | None:
 
     torch.manual_seed(cfg.SEED)  # the same initial model in every process (DDP also broadcasts rank 0's)
     model = build_model(cfg).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=cfg.SOLVER.BASE_LR, momentum=cfg.SOLVER.MOMENTUM,
-                                weight_decay=cfg.SOLVER.WEIGHT_DECAY)
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.SOLVER.AMP and device.type == "cuda")
+    optimizer, scaler = build_optimizer(cfg, model)
     state, path = load_weights_for(cfg, model, resume, log)
     start_iter = 0
     torch.manual_seed(cfg.SEED + rank)  # proposal sampling differs between processes, as their images do
@@ -160,24 +186,12 @@ def train(cfg, resume: bool) -> dict | None:
                         num_workers=cfg.DATALOADER.NUM_WORKERS, persistent_workers=False)
     progress = ProgressLogger(schedule.max_iter, start_iter, every=cfg.SOLVER.LOG_PERIOD,
                               output_dir=output_dir if is_main_process() else None, stream=log)
-    autocast = (torch.autocast("cuda", dtype=torch.float16) if scaler.is_enabled() else contextlib.nullcontext())
     model.train()
     for iteration, (images, targets) in enumerate(loader, start=start_iter):
         lr = schedule.lr(iteration)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        images = [image.to(device, non_blocking=True) for image in images]
-        targets = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
-        with autocast:
-            loss_dict = model(images, targets)
-        loss = sum(loss_dict.values())
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at iteration {iteration}: "
-                                     f"{ {k: v.item() for k, v in loss_dict.items()} }")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        loss, loss_dict = train_step(model, optimizer, scaler, images, targets, device, iteration)
         logged = all_reduce_mean(torch.stack([loss.detach()] + [v.detach() for v in loss_dict.values()]).float())
         if is_main_process():
             progress.step(iteration, loss=logged[0].item(),
@@ -242,4 +256,4 @@ def main(args) -> dict | None:
     return train(cfg, args.resume)
 
 
-__all__ = ["Schedule", "evaluate_only", "format_metrics", "main", "train"]
+__all__ = ["Schedule", "build_optimizer", "evaluate_only", "format_metrics", "main", "train", "train_step"]

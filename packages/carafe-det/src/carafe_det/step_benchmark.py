@@ -1,0 +1,129 @@
+"""carafe-det-step-benchmark: time and peak memory of one training step of the paper's detectors, baseline vs
+CARAFE, at the paper's input size.
+
+    carafe-det-step-benchmark --output det_step_benchmark.json          # on a GPU: the four paper configs
+    carafe-det-step-benchmark --device cpu --size 128 160 --steps 1 --warmup 0 \\
+        torchvision/tiny_shapes_mask_rcnn.yaml torchvision/tiny_shapes_mask_rcnn_carafe.yaml   (a smoke test)
+
+Each torchvision-engine config (default: the four shipped paper configs) is built with random weights (no
+ImageNet file needed) and trained for --warmup + --steps steps, with carafe-det-train's optimizer and step, on a
+random batch of --batch images (default 2: what each of the paper's 8 GPUs holds) of --size H W (default
+800 x 1333: shorter edge 800, longer 1333, which the model's resize keeps) with --objects random boxes and masks
+each. Reports the median step time, the peak memory (CUDA: the allocator's peak; CPU: not measured) and the
+parameter counts, as a table and as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from .torchvision_engine.config import load_torchvision_config
+from .torchvision_engine.model import build_model
+from .torchvision_engine.trainer import build_optimizer, train_step
+from .train import resolve_config_path
+
+DEFAULT_CONFIGS = [f"torchvision/{name}.yaml" for name in ("faster_rcnn_R_50_FPN_1x", "faster_rcnn_R_50_FPN_carafe_1x",
+                                                          "mask_rcnn_R_50_FPN_1x", "mask_rcnn_R_50_FPN_carafe_1x")]
+
+
+def random_batch(batch: int, size: tuple[int, int], objects: int, num_classes: int, with_masks: bool,
+                 generator: torch.Generator):
+    """Images in [0, 1] and targets with `objects` random boxes (at least 32 px) and box-shaped masks."""
+    height, width = size
+    images, targets = [], []
+    for _ in range(batch):
+        x0 = torch.randint(0, width - 64, (objects,), generator=generator).float()
+        y0 = torch.randint(0, height - 64, (objects,), generator=generator).float()
+        w = torch.randint(32, 400, (objects,), generator=generator).float()
+        h = torch.randint(32, 400, (objects,), generator=generator).float()
+        boxes = torch.stack([x0, y0, (x0 + w).clamp(max=width), (y0 + h).clamp(max=height)], 1)
+        target = {"boxes": boxes, "labels": torch.randint(1, num_classes + 1, (objects,), generator=generator)}
+        if with_masks:
+            masks = torch.zeros(objects, height, width, dtype=torch.uint8)
+            for mask, (a, b, c, d) in zip(masks, boxes.long().tolist()):
+                mask[b:d, a:c] = 1
+            target["masks"] = masks
+        images.append(torch.rand(3, height, width, generator=generator))
+        targets.append(target)
+    return images, targets
+
+
+def describe(cfg) -> str:
+    text = f"{'mask' if cfg.MODEL.MASK_ON else 'faster'} FPN {cfg.MODEL.FPN.UPSAMPLE}"
+    return text + (f", mask {cfg.MODEL.ROI_MASK_HEAD.UPSAMPLE}" if cfg.MODEL.MASK_ON else "")
+
+
+def benchmark_config(config: str, device: torch.device, batch: int, size: tuple[int, int], objects: int,
+                     warmup: int, steps: int, seed: int = 0) -> dict:
+    cfg = load_torchvision_config(resolve_config_path(config), ["MODEL.DEVICE", device.type])
+    torch.manual_seed(seed)
+    model = build_model(cfg).to(device).train()
+    optimizer, scaler = build_optimizer(cfg, model)
+    images, targets = random_batch(batch, size, objects, cfg.MODEL.ROI_HEADS.NUM_CLASSES, cfg.MODEL.MASK_ON,
+                                   torch.Generator().manual_seed(seed))
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for step in range(warmup + steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
+        loss, _ = train_step(model, optimizer, scaler, images, targets, device, step)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if step >= warmup:
+            times.append(time.perf_counter() - started)
+    padded = model.transform.batch_images([torch.zeros(3, *size)], model.transform.size_divisible).shape[-2:]
+    return {
+        "config": config,
+        "model": describe(cfg),
+        "median_step_s": statistics.median(times),
+        "step_times_s": times,
+        "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "neck_parameters": sum(p.numel() for p in model.backbone.fpn.parameters()),
+        "padded_input": list(padded),
+        "final_loss": loss.item(),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="carafe-det-step-benchmark", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("configs", nargs="*", default=DEFAULT_CONFIGS, help="config files or shipped config names")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int, default=2, help="images per step (the paper: 2 per GPU)")
+    parser.add_argument("--size", type=int, nargs=2, default=(800, 1333), metavar=("H", "W"))
+    parser.add_argument("--objects", type=int, default=8, help="ground-truth objects per image")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--output", type=Path, default=None, help="JSON file for the results")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    results = [benchmark_config(c, device, args.batch, tuple(args.size), args.objects, args.warmup, args.steps)
+               for c in args.configs]
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"training step, batch {args.batch} x {args.size[0]}x{args.size[1]}, {name}, torch {torch.__version__}")
+    print(f"{'model':<32}{'step (s)':>10}{'peak GiB':>10}{'params':>12}{'neck':>12}  padded")
+    for r in results:
+        memory = f"{r['peak_memory_gib']:.2f}" if r["peak_memory_gib"] is not None else "-"
+        print(f"{r['model']:<32}{r['median_step_s']:10.3f}{memory:>10}{r['parameters']:12d}{r['neck_parameters']:12d}"
+              f"  {r['padded_input'][0]}x{r['padded_input'][1]}")
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps({"device": name, "torch": torch.__version__, "batch": args.batch,
+                                           "size": list(args.size), "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""carafe-det-visualize: the paper's Figure 1 for a trained CARAFE model: for example locations of an FPN level,
+the units of the level above that CARAFE reassembles into each, coloured by their weights, on the image.
+
+    carafe-det-visualize --checkpoint out/carafe/model_final.pth --input image.jpg --output figure1.png \\
+        [--level 0] [--points 120,80 200,150]
+
+Without --points the locations are the centres and left edges of the model's top detections.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data.coco_folder import read_image
+from .inference import TorchvisionPredictor
+from .reassembly import reassembly_figure, top_down_kernels
+
+
+@torch.no_grad()
+def model_reassembly(predictor: TorchvisionPredictor, image: np.ndarray, level: int):
+    """The kernels of the CARAFE upsampling into FPN `level` for this image, and the network input's scale."""
+    model = predictor.model
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255).to(predictor.device)
+    images, _ = model.transform([tensor])
+    scale = images.image_sizes[0][0] / image.shape[0]
+    features = list(model.backbone.body(images.tensors).values())
+    strides = [images.tensors.shape[-2] // f.shape[-2] for f in features]
+    while len(strides) < len(model.backbone.fpn.lateral_convs):
+        strides.append(strides[-1] * 2)
+    return top_down_kernels(model.backbone.fpn, features, level, strides), scale
+
+
+def default_points(predictor: TorchvisionPredictor, image: np.ndarray, count: int = 3) -> list[tuple[float, float]]:
+    """Centre and left-edge midpoint of the top `count` detections (an object's inside and its boundary)."""
+    detections = predictor(image)
+    points = []
+    for x0, y0, x1, y1 in detections.boxes[:count]:
+        points += [((x0 + x1) / 2, (y0 + y1) / 2), (x0, (y0 + y1) / 2)]
+    return points or [(image.shape[1] / 2, image.shape[0] / 2)]
+
+
+def parse_point(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a point is X,Y in image pixels, got {text!r}") from None
+    return x, y
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="carafe-det-visualize", description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="a CARAFE model's torchvision-engine checkpoint")
+    parser.add_argument("--input", required=True, help="an image")
+    parser.add_argument("--output", type=Path, required=True, help="the PNG to write")
+    parser.add_argument("--level", type=int, default=0, help="FPN level the CARAFE upsamples into (0: P2)")
+    parser.add_argument("--points", nargs="+", type=parse_point, default=None, help="X,Y locations in image pixels")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    predictor = TorchvisionPredictor(args.checkpoint, device=args.device)
+    image = read_image(args.input)
+    points = args.points or default_points(predictor, image)
+    reassembly, scale = model_reassembly(predictor, image, args.level)
+    reassembly_figure(image, reassembly, points, args.output, scale,
+                      title=f"CARAFE into P{args.level + 2}: units of P{args.level + 3} reassembled into each location")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

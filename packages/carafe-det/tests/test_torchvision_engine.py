@@ -1,0 +1,194 @@
+"""The torchvision engine without training: the four paper models, configs (errors name the key), checkpoints of
+another model, the learning-rate schedule, and the COCO scoring."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from carafe_engine import CheckpointError, ConfigError, save_checkpoint
+from carafe_ops import CARAFEPack
+from torchvision.models.detection import FasterRCNN, MaskRCNN
+
+from carafe_det.configs import CONFIG_DIR, config_path
+from carafe_det.modules import DeconvUpsample, MaskUpsamplePredictor, NearestUpsample
+from carafe_det.torchvision_engine import (CocoDetectionDataset, build_model, checkpoint_kind, load_model_weights,
+                                           load_torchvision_config)
+from carafe_det.torchvision_engine.evaluate import score
+from carafe_det.torchvision_engine.trainer import Schedule, load_weights_for
+
+PAPER = {name: config_path(f"torchvision/{name}.yaml") for name in (
+    "faster_rcnn_R_50_FPN_1x", "faster_rcnn_R_50_FPN_carafe_1x", "mask_rcnn_R_50_FPN_1x",
+    "mask_rcnn_R_50_FPN_carafe_1x")}
+
+
+def count(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_paper_configs_hold_the_papers_settings():
+    for path in PAPER.values():
+        cfg = load_torchvision_config(path)
+        assert (cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN) == (800, 1333)
+        assert (cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST) == (800, 1333)
+        s = cfg.SOLVER
+        assert (s.BASE_LR, s.MOMENTUM, s.WEIGHT_DECAY, s.IMS_PER_BATCH) == (0.02, 0.9, 1e-4, 16)
+        assert (s.EPOCHS, s.STEPS, s.GAMMA) == (12, [8, 11], 0.1)
+        assert cfg.MODEL.BACKBONE.NAME == "resnet50" and cfg.MODEL.ROI_HEADS.NUM_CLASSES == 80
+        carafe = "carafe" in path.stem
+        assert cfg.MODEL.FPN.UPSAMPLE == ("carafe" if carafe else "nearest")
+        assert cfg.MODEL.FPN.TOP_LEVEL == ("conv" if carafe else "maxpool")
+        assert cfg.MODEL.MASK_ON == path.stem.startswith("mask")
+        if cfg.MODEL.MASK_ON:
+            assert cfg.MODEL.ROI_MASK_HEAD.UPSAMPLE == ("carafe" if carafe else "deconv")
+        assert dict(cfg.MODEL.CARAFE) == {"UP_KERNEL": 5, "UP_GROUP": 1, "ENCODER_KERNEL": 3, "ENCODER_DILATION": 1,
+                                          "COMPRESSED_CHANNELS": 64}
+
+
+def test_the_four_paper_models():
+    models = {name: build_model(load_torchvision_config(path)) for name, path in PAPER.items()}
+    faster, faster_carafe = models["faster_rcnn_R_50_FPN_1x"], models["faster_rcnn_R_50_FPN_carafe_1x"]
+    mask, mask_carafe = models["mask_rcnn_R_50_FPN_1x"], models["mask_rcnn_R_50_FPN_carafe_1x"]
+    assert type(faster) is FasterRCNN and type(mask) is MaskRCNN
+    # torchvision's own fasterrcnn_resnet50_fpn has 41,755,286 parameters with 91 classes; ours has 81
+    assert count(faster) == 41_755_286 - 10 * (1024 + 4 * 1024 + 5)
+    packs = [m for m in faster_carafe.backbone.fpn.modules() if isinstance(m, CARAFEPack)]
+    assert [count(p) for p in packs] == [74_148] * 4
+    neck_extra = (2048 * 256 * 9 + 256) + (256 * 256 * 9 + 256) + 4 * 74_148
+    assert count(faster_carafe) - count(faster) == neck_extra
+    assert isinstance(mask.roi_heads.mask_predictor, MaskUpsamplePredictor)
+    assert isinstance(mask.roi_heads.mask_predictor.upsample, DeconvUpsample)
+    assert isinstance(mask_carafe.roi_heads.mask_predictor.upsample, CARAFEPack)
+    assert count(mask_carafe) - count(mask) == neck_extra - (256 * 256 * 4 + 256) + 74_148
+    assert all(isinstance(m, NearestUpsample) for m in mask.backbone.fpn.upsample_modules)
+    assert mask_carafe.transform.size_divisible == 64 and mask.transform.size_divisible == 32
+    # stem and res2 frozen (FREEZE_AT 2), frozen BatchNorm everywhere
+    body = mask_carafe.backbone.body
+    assert not any(p.requires_grad for p in body.conv1.parameters())
+    assert not any(p.requires_grad for p in body.layer1.parameters())
+    assert all(p.requires_grad for p in body.layer2.parameters())
+
+
+@torch.no_grad()
+def test_tiny_model_runs_in_train_and_eval_mode(shapes_root):
+    cfg = load_torchvision_config(config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
+                                  ["INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "96"])
+    model = build_model(cfg)
+    dataset = CocoDetectionDataset(shapes_root, "val", with_masks=True)
+    images, targets = zip(*[dataset[i] for i in range(2)])
+    model.train()
+    losses = model(list(images), list(targets))
+    assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"}
+    model.eval()
+    outputs = model(list(images))
+    assert outputs[0]["masks"].shape[1:] == (1, 96, 96)
+
+
+def test_unknown_config_key_is_named(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("_BASE_: " + str(CONFIG_DIR / "torchvision" / "Base-RCNN-FPN.yaml") + "\nMODEL:\n  FPN:\n"
+                    "    UPSAMPLER: carafe\n")
+    with pytest.raises(ConfigError, match="unknown config key 'MODEL.FPN.UPSAMPLER'"):
+        load_torchvision_config(path)
+    with pytest.raises(ConfigError, match="unknown config key 'SOLVER.LR'"):
+        load_torchvision_config(PAPER["mask_rcnn_R_50_FPN_1x"], ["SOLVER.LR", "0.1"])
+
+
+def test_a_detectron2_config_points_to_its_engine():
+    with pytest.raises(ConfigError, match="looks like a detectron2 config: run carafe-det-train with --engine "
+                                          "detectron2"):
+        load_torchvision_config(config_path("detectron2/mask_rcnn_R_50_FPN_carafe_1x.yaml"))
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("MODEL.FPN.UPSAMPLE", "bilinear", "upsample must be one of 'nearest', 'carafe'; got 'bilinear'"),
+    ("MODEL.ROI_MASK_HEAD.UPSAMPLE", "pixelshuffle", "mask head upsample must be one of"),
+    ("MODEL.BACKBONE.NAME", "vgg16", "MODEL.BACKBONE.NAME must be one of resnet18, resnet34, resnet50, resnet101, "
+                                     "tiny; got 'vgg16'"),
+])
+def test_bad_config_values_are_named(key, value, message):
+    cfg = load_torchvision_config(config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"), [key, value])
+    with pytest.raises(ValueError, match=message):
+        build_model(cfg)
+
+
+def test_imagenet_weights_are_read_from_a_path_and_checked(tmp_path):
+    import torchvision
+
+    reference = torchvision.models.resnet18()
+    path = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), path)
+    cfg = load_torchvision_config(config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
+                                  ["MODEL.BACKBONE.NAME", "resnet18", "MODEL.BACKBONE.WEIGHTS", str(path)])
+    model = build_model(cfg)
+    torch.testing.assert_close(model.backbone.body.layer3[0].conv1.weight, reference.layer3[0].conv1.weight)
+    cfg.MODEL.BACKBONE.NAME = "resnet34"
+    with pytest.raises(CheckpointError, match=f"MODEL.BACKBONE.WEIGHTS: {path} does not fit"):
+        build_model(cfg)
+    cfg.MODEL.BACKBONE.WEIGHTS = str(tmp_path / "missing.pth")
+    with pytest.raises(CheckpointError, match="MODEL.BACKBONE.WEIGHTS: file not found"):
+        build_model(cfg)
+
+
+def _checkpoint(cfg, path):
+    model = build_model(cfg)
+    save_checkpoint(path, {"kind": checkpoint_kind(cfg), "model": model.state_dict(), "config": cfg.to_dict(),
+                           "iteration": 7})
+    return model
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path):
+    tiny = config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml")
+    faster = load_torchvision_config(tiny, ["MODEL.MASK_ON", "false"])
+    _checkpoint(faster, tmp_path / "faster.pth")
+    mask = load_torchvision_config(tiny, ["MODEL.WEIGHTS", str(tmp_path / "faster.pth")])
+    with pytest.raises(CheckpointError, match=f"{tmp_path / 'faster.pth'} is a checkpoint of 'carafe-det/faster_rcnn', "
+                                              f"expected 'carafe-det/mask_rcnn'"):
+        load_weights_for(mask, build_model(mask), resume=False, log=lambda message: None)
+
+
+def test_checkpoint_of_another_variant_names_the_file_and_its_settings(tmp_path):
+    baseline = load_torchvision_config(config_path("torchvision/tiny_shapes_mask_rcnn.yaml"))
+    _checkpoint(baseline, tmp_path / "baseline.pth")
+    carafe = load_torchvision_config(config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"))
+    state = torch.load(tmp_path / "baseline.pth", weights_only=True)
+    with pytest.raises(CheckpointError) as error:
+        load_model_weights(build_model(carafe), state, tmp_path / "baseline.pth")
+    message = str(error.value)
+    assert str(tmp_path / "baseline.pth") in message and "another model variant" in message
+    assert "'UPSAMPLE': 'nearest'" in message and "'ROI_MASK_HEAD.UPSAMPLE': 'deconv'" in message
+
+
+def test_checkpoint_that_is_not_one_is_named(tmp_path):
+    path = tmp_path / "notes.pth"
+    path.write_text("not a checkpoint")
+    cfg = load_torchvision_config(config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
+                                  ["MODEL.WEIGHTS", str(path)])
+    with pytest.raises(CheckpointError, match=f"{path} is not a readable checkpoint"):
+        load_weights_for(cfg, build_model(cfg), resume=False, log=lambda message: None)
+
+
+def test_schedule_converts_epochs_warms_up_and_steps():
+    cfg = load_torchvision_config(PAPER["mask_rcnn_R_50_FPN_carafe_1x"])
+    schedule = Schedule(cfg.SOLVER, iters_per_epoch=7329)  # COCO train2017 at 16 images per batch
+    assert schedule.max_iter == 87_948 and schedule.milestones == [58_632, 80_619]
+    assert schedule.lr(0) == pytest.approx(0.02 * 0.001)
+    assert schedule.lr(250) == pytest.approx(0.02 * (0.001 * 0.5 + 0.5))
+    assert schedule.lr(500) == schedule.lr(58_631) == pytest.approx(0.02)
+    assert schedule.lr(58_632) == pytest.approx(0.002) and schedule.lr(80_619) == pytest.approx(0.0002)
+
+
+def test_coco_scoring_of_the_ground_truth_is_perfect_and_of_nothing_is_zero(shapes_root):
+    from pycocotools import mask as mask_util
+
+    dataset = CocoDetectionDataset(shapes_root, "val", with_masks=True)
+    results = []
+    for annotation in dataset.coco.dataset["annotations"]:
+        rle = mask_util.merge(mask_util.frPyObjects(annotation["segmentation"], 96, 96))
+        rle["counts"] = rle["counts"].decode("ascii")
+        results.append({"image_id": annotation["image_id"], "category_id": annotation["category_id"],
+                        "bbox": annotation["bbox"], "score": 1.0, "segmentation": rle})
+    perfect = score(dataset, results, with_masks=True)
+    assert perfect["bbox"]["AP"] == pytest.approx(100) and perfect["segm"]["AP50"] == pytest.approx(100)
+    wrong_class = [{**r, "category_id": r["category_id"] % 3 + 1} for r in results]
+    assert score(dataset, wrong_class, with_masks=True)["bbox"]["AP50"] == pytest.approx(0)
+    assert score(dataset, [], with_masks=True)["segm"]["AP"] == 0
