@@ -27,6 +27,11 @@ void require_data(const void* data, const char* name) {
   require(data != nullptr, std::string(name) + " is a null pointer");
 }
 
+void require_default_output_size(const Problem& p) {
+  require(p.out_height() == p.height * p.scale_factor && p.out_width() == p.width * p.scale_factor,
+          "the fused kernel normalizer produces sigma*H x sigma*W outputs only");
+}
+
 }  // namespace
 
 const char* dtype_name(DType dtype) {
@@ -87,9 +92,7 @@ void reassemble_backward(const Problem& problem, const Device& device, ConstTens
 void reassemble_normalized_forward(const Problem& problem, const Device& device, ConstTensorRef features,
                                    ConstTensorRef logits, TensorRef output) {
   validate(problem);
-  require(problem.out_height() == problem.height * problem.scale_factor &&
-              problem.out_width() == problem.width * problem.scale_factor,
-          "the fused kernel normalizer produces sigma*H x sigma*W outputs only");
+  require_default_output_size(problem);
   require_data(features.data, "features");
   require_data(logits.data, "logits");
   require_data(output.data, "output");
@@ -103,9 +106,7 @@ void reassemble_normalized_backward(const Problem& problem, const Device& device
                                     ConstTensorRef features, ConstTensorRef logits, TensorRef grad_features,
                                     TensorRef grad_logits) {
   validate(problem);
-  require(problem.out_height() == problem.height * problem.scale_factor &&
-              problem.out_width() == problem.width * problem.scale_factor,
-          "the fused kernel normalizer produces sigma*H x sigma*W outputs only");
+  require_default_output_size(problem);
   require_data(grad_output.data, "grad_output");
   require_data(features.data, "features");
   require_data(logits.data, "logits");

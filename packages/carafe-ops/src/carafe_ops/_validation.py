@@ -45,30 +45,41 @@ def check_size(size) -> tuple[int, int]:
     return size[0], size[1]
 
 
+def _check_pair(features, other, other_name: str, kernel_size, group_size, scale_factor, expected, described):
+    """The checks both ops share: hyper-parameters, both tensors, groups, the second tensor's shape (expected,
+    described in words), and that the two agree in dtype and device."""
+    check_hyperparameters(kernel_size, group_size, scale_factor)
+    _check_tensor("features", features)
+    _check_tensor(other_name, other)
+    c = features.shape[1]
+    if c % group_size != 0:
+        raise ValueError(f"carafe: features has {c} channels, which group_size={group_size} does not divide")
+    expected = expected()
+    if tuple(other.shape) != expected:
+        raise ValueError(
+            f"carafe: {other_name} must have shape {described} = {expected} for features of shape "
+            f"{tuple(features.shape)}, got {tuple(other.shape)}"
+        )
+    if other.dtype != features.dtype:
+        raise TypeError(f"carafe: {other_name} ({other.dtype}) and features ({features.dtype}) must have the same dtype")
+    if other.device != features.device:
+        raise ValueError(
+            f"carafe: {other_name} ({other.device}) and features ({features.device}) must be on the same device"
+        )
+
+
 def check_reassemble_args(features, masks, kernel_size, group_size, scale_factor, size=None) -> None:
     """Checks the op's inputs against each other: shapes, dtypes and devices. The masks' spatial size is the
     output size: (scale_factor*H, scale_factor*W), or `size` when given."""
-    check_hyperparameters(kernel_size, group_size, scale_factor)
-    _check_tensor("features", features)
-    _check_tensor("masks", masks)
-    n, c, h, w = features.shape
-    if c % group_size != 0:
-        raise ValueError(f"carafe: features has {c} channels, which group_size={group_size} does not divide")
-    if size is None:
-        expected = (n, group_size * kernel_size * kernel_size, scale_factor * h, scale_factor * w)
-        described = "(N, group_size*kernel_size**2, scale_factor*H, scale_factor*W)"
-    else:
-        expected = (n, group_size * kernel_size * kernel_size, *check_size(size))
-        described = "(N, group_size*kernel_size**2, *size)"
-    if tuple(masks.shape) != expected:
-        raise ValueError(
-            f"carafe: masks must have shape {described} = {expected} for features of shape "
-            f"{tuple(features.shape)}, got {tuple(masks.shape)}"
-        )
-    if masks.dtype != features.dtype:
-        raise TypeError(f"carafe: masks ({masks.dtype}) and features ({features.dtype}) must have the same dtype")
-    if masks.device != features.device:
-        raise ValueError(f"carafe: masks ({masks.device}) and features ({features.device}) must be on the same device")
+
+    def expected():
+        n, _, h, w = features.shape
+        out = (scale_factor * h, scale_factor * w) if size is None else check_size(size)
+        return (n, group_size * kernel_size * kernel_size, *out)
+
+    described = ("(N, group_size*kernel_size**2, scale_factor*H, scale_factor*W)" if size is None
+                 else "(N, group_size*kernel_size**2, *size)")
+    _check_pair(features, masks, "masks", kernel_size, group_size, scale_factor, expected, described)
 
 
 def check_grad_output(grad_output, features, output_size) -> None:
@@ -85,19 +96,10 @@ def check_grad_output(grad_output, features, output_size) -> None:
 def check_normalized_args(features, logits, kernel_size, group_size, scale_factor) -> None:
     """The fused kernel normalizer's inputs: logits are the content encoder's raw output,
     (N, scale_factor**2 * group_size * kernel_size**2, H, W) for features (N, C, H, W)."""
-    check_hyperparameters(kernel_size, group_size, scale_factor)
-    _check_tensor("features", features)
-    _check_tensor("logits", logits)
-    n, c, h, w = features.shape
-    if c % group_size != 0:
-        raise ValueError(f"carafe: features has {c} channels, which group_size={group_size} does not divide")
-    expected = (n, scale_factor * scale_factor * group_size * kernel_size * kernel_size, h, w)
-    if tuple(logits.shape) != expected:
-        raise ValueError(
-            f"carafe: logits must have shape (N, scale_factor**2*group_size*kernel_size**2, H, W) = {expected} for "
-            f"features of shape {tuple(features.shape)}, got {tuple(logits.shape)}"
-        )
-    if logits.dtype != features.dtype:
-        raise TypeError(f"carafe: logits ({logits.dtype}) and features ({features.dtype}) must have the same dtype")
-    if logits.device != features.device:
-        raise ValueError(f"carafe: logits ({logits.device}) and features ({features.device}) must be on the same device")
+
+    def expected():
+        n, _, h, w = features.shape
+        return (n, scale_factor * scale_factor * group_size * kernel_size * kernel_size, h, w)
+
+    _check_pair(features, logits, "logits", kernel_size, group_size, scale_factor, expected,
+                "(N, scale_factor**2*group_size*kernel_size**2, H, W)")

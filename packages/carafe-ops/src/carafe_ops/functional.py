@@ -12,6 +12,18 @@ from ._ops import reassemble, reassemble_normalized
 from ._validation import check_normalized_args, check_reassemble_args
 
 
+def _autocast_inputs(features, other, other_name: str) -> tuple[Tensor, Tensor]:
+    """Both inputs must be tensors; under autocast both are cast to the autocast dtype, as for a convolution."""
+    for name, value in (("features", features), (other_name, other)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"carafe: {name} must be a torch.Tensor, got {type(value).__name__}")
+    device_type = features.device.type
+    if torch.is_autocast_enabled(device_type) and features.is_floating_point():
+        dtype = torch.get_autocast_dtype(device_type)
+        features, other = features.to(dtype), other.to(dtype)
+    return features, other
+
+
 def carafe(
     features: Tensor, masks: Tensor, kernel_size: int, group_size: int, scale_factor: int, size=None
 ) -> Tensor:
@@ -42,13 +54,7 @@ def carafe(
     Inside ``torch.onnx.export`` the op is traced through the pure-PyTorch reference, so the exported graph
     holds standard ONNX operators only and runs in any ONNX runtime.
     """
-    for name, value in (("features", features), ("masks", masks)):
-        if not isinstance(value, Tensor):
-            raise TypeError(f"carafe: {name} must be a torch.Tensor, got {type(value).__name__}")
-    device_type = features.device.type
-    if torch.is_autocast_enabled(device_type) and features.is_floating_point():
-        dtype = torch.get_autocast_dtype(device_type)
-        features, masks = features.to(dtype), masks.to(dtype)
+    features, masks = _autocast_inputs(features, masks, "masks")
     check_reassemble_args(features, masks, kernel_size, group_size, scale_factor, size)
     if torch.onnx.is_in_onnx_export():
         return reference.carafe(features, masks, kernel_size, group_size, scale_factor, size)
@@ -78,13 +84,7 @@ def carafe_normalized(
     CPU only for now; under autocast both inputs are cast to the autocast dtype; inside ``torch.onnx.export`` it
     is traced as the unfused pure-PyTorch computation (standard ONNX operators).
     """
-    for name, value in (("features", features), ("logits", logits)):
-        if not isinstance(value, Tensor):
-            raise TypeError(f"carafe: {name} must be a torch.Tensor, got {type(value).__name__}")
-    device_type = features.device.type
-    if torch.is_autocast_enabled(device_type) and features.is_floating_point():
-        dtype = torch.get_autocast_dtype(device_type)
-        features, logits = features.to(dtype), logits.to(dtype)
+    features, logits = _autocast_inputs(features, logits, "logits")
     check_normalized_args(features, logits, kernel_size, group_size, scale_factor)
     if torch.onnx.is_in_onnx_export():
         masks = normalize_kernels(logits, kernel_size, group_size, scale_factor)

@@ -117,13 +117,14 @@ class CARAFEPack(nn.Module):
         ``F.interpolate(size=...)``; an FPN passes its lateral's size). Masks are predicted on the
         sigma*H x sigma*W grid and resampled to the output size by exact nearest neighbour, which keeps each
         output pixel's kernel the one predicted for its position in its source pixel."""
+        if size is not None:
+            size = check_size(size)
         compressed_x = self.channel_compressor(x)
         mask = self.content_encoder(compressed_x)
         if self._fuse(x, size):
             return carafe_normalized(x, mask, self.up_kernel, self.up_group, self.scale_factor)
         mask = self.kernel_normalizer(mask)
         if size is not None:
-            size = check_size(size)
             # skip the copy only when both sizes are known numbers; symbolic sizes (torch.export, dynamic
             # torch.compile, the TorchScript tracer) must not bake a branch taken for the example input
             sizes = (*size, *mask.shape[2:])
