@@ -4,6 +4,7 @@ predict; and the trained tiny CARAFE model far above an untrained one."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -69,6 +70,14 @@ def test_eval_only_reproduces_the_final_evaluation(trained_tiny, demo_dataset, t
     assert again["per_class_IoU"] == pytest.approx(final["per_class_IoU"])
     with pytest.raises(ValueError, match="--eval-only needs MODEL.WEIGHTS"):
         train(["--eval-only", *tiny_args("tiny_carafe.yaml", demo_dataset, tmp_path / "empty")])
+    with pytest.raises(CheckpointError, match="model_final.pth holds weights of another model .*'FPN': 'carafe'"):
+        train(["--eval-only", *tiny_args("tiny.yaml", demo_dataset, tmp_path / "mismatch",
+                                         "MODEL.WEIGHTS", trained_tiny / "model_final.pth")])
+    # --resume without MODEL.WEIGHTS evaluates the last checkpoint of OUTPUT_DIR (a copy: the fixture is shared)
+    copy = shutil.copytree(trained_tiny, tmp_path / "copy")
+    (copy / "evaluation.json").unlink()
+    train(["--eval-only", "--resume", *tiny_args("tiny_carafe.yaml", demo_dataset, copy)])
+    assert json.loads((copy / "evaluation.json").read_text())["mIoU"] == pytest.approx(final["mIoU"], abs=1e-9)
 
 
 def test_resume_after_the_process_is_killed_continues_exactly(small_dataset, tmp_path):

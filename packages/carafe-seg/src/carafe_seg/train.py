@@ -15,15 +15,14 @@ OUTPUT_DIR receives config.yaml, log.txt, metrics.jsonl (training losses and eva
 
 from __future__ import annotations
 
-import random
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from carafe_engine import (
+    CheckpointError,
     Config,
     ProgressLogger,
     all_reduce_mean,
@@ -123,7 +122,13 @@ def checkpoint_state(model: nn.Module, optimizer, iteration: int, cfg: Config) -
 def load_model_weights(model: nn.Module, path: str | Path) -> dict:
     """Loads a carafe-seg checkpoint's weights into model (returns the checkpoint)."""
     state = load_checkpoint(path, kind=CHECKPOINT_KIND)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        trained = state.get("config", {}).get("MODEL", {})
+        raise CheckpointError(
+            f"{path} holds weights of another model (backbone {trained.get('BACKBONE', {}).get('NAME')!r}, "
+            f"upsamplers {trained.get('UPSAMPLER')}); use the config it was trained with. {error}") from None
     return state
 
 
@@ -146,30 +151,42 @@ def run_evaluation(model, cfg, device, iteration, out: Path, log, stream) -> dic
 def train_worker(cfg_dict: dict, resume: bool, eval_only: bool) -> dict | None:
     """Runs in every process. Returns the last evaluation's metrics."""
     cfg = Config.wrap(cfg_dict)
+    out = Path(cfg.OUTPUT_DIR)
+    if not is_main_process():  # only the main process writes the log, the metrics and the checkpoints
+        return train_or_evaluate(cfg, resume, eval_only, None, lambda message: None)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(cfg.dump())
+    stream = Tee(out / "log.txt")
+    try:
+        return train_or_evaluate(cfg, resume, eval_only, stream, lambda message: print(message, file=stream, flush=True))
+    finally:
+        stream.file.close()
+
+
+def evaluate_checkpoint(model, cfg: Config, device, resume: bool, log, stream) -> dict:
+    """--eval-only: MODEL.WEIGHTS, or with --resume the last checkpoint in OUTPUT_DIR."""
+    out = Path(cfg.OUTPUT_DIR)
+    weights = cfg.MODEL.WEIGHTS or (last_checkpoint(out) if resume else None)
+    if not weights:
+        raise ValueError("--eval-only needs MODEL.WEIGHTS (a carafe-seg checkpoint), or --resume with a checkpoint "
+                         f"in OUTPUT_DIR ({out})")
+    state = load_model_weights(model, weights)
+    log(f"evaluating {weights} (iteration {state['iteration']})")
+    return run_evaluation(model, cfg, device, state["iteration"], out, log, stream)
+
+
+def train_or_evaluate(cfg: Config, resume: bool, eval_only: bool, stream, log) -> dict | None:
     rank, world_size = get_rank(), get_world_size()
     device = device_for_process()
     out = Path(cfg.OUTPUT_DIR)
-    stream = None
-    if is_main_process():
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(cfg.dump())
-        stream = Tee(out / "log.txt")
-    log = (lambda message: print(message, file=stream, flush=True)) if stream else (lambda message: None)
 
-    torch.manual_seed(cfg.SEED)  # the same initial weights in every process (DDP broadcasts rank 0's anyway)
-    random.seed(cfg.SEED + rank)
-    np.random.seed(cfg.SEED + rank)
+    # the same initial weights in every process (DDP broadcasts rank 0's anyway); the data order is seeded by the
+    # sampler, from SEED and the iteration
+    torch.manual_seed(cfg.SEED)
     model = build_model(cfg).to(device)
 
     if eval_only:
-        weights = cfg.MODEL.WEIGHTS or (last_checkpoint(out) if resume else None)
-        if not weights:
-            raise ValueError("--eval-only needs MODEL.WEIGHTS (a carafe-seg checkpoint), or --resume with a checkpoint "
-                             f"in OUTPUT_DIR ({out})")
-        state = load_model_weights(model, weights)
-        log(f"evaluating {weights} (iteration {state.get('iteration', '?')})")
-        return run_evaluation(model, cfg, device, state.get("iteration", 0), out, log, stream)
-
+        return evaluate_checkpoint(model, cfg, device, resume, log, stream)
     if world_size > 1 and cfg.MODEL.SYNC_BN:
         model = convert_sync_batchnorm(model, device)
     optimizer = torch.optim.SGD(parameter_groups(model, cfg.SOLVER.WEIGHT_DECAY), lr=cfg.SOLVER.BASE_LR,
