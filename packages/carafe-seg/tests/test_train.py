@@ -134,12 +134,29 @@ def test_predict_errors_name_the_problem(trained_tiny, tmp_path):
         predict(["--weights", str(foreign), "--input", str(tmp_path), "--output", str(tmp_path)])
 
 
-def test_step_benchmark_runs_and_reports_both_models(tmp_path):
+def test_step_benchmark_of_the_paper_models_runs(tmp_path):
+    """The command a GPU session runs, with its default configs (ResNet-50 UperNet, baseline and CARAFE), here on
+    the CPU with small images."""
     output = tmp_path / "step.json"
-    step_benchmark(["--device", "cpu", "--size", "64", "96", "--warmup", "0", "--steps", "1", "--output", str(output),
-                    "tiny.yaml", "tiny_carafe.yaml"])
+    step_benchmark(["--device", "cpu", "--size", "64", "96", "--warmup", "0", "--steps", "1", "--output", str(output)])
     result = json.loads(output.read_text())
     baseline, carafe = result["results"]
+    assert (baseline["config"], carafe["config"]) == ("upernet_r50_ade20k.yaml", "upernet_r50_ade20k_carafe.yaml")
     assert (baseline["upsamplers"], carafe["upsamplers"]) == ("bilinear", "CARAFE")
-    assert carafe["parameters"] > baseline["parameters"] and carafe["median_step_s"] > 0
-    assert result["size"] == [64, 96] and baseline["peak_memory_gib"] is None
+    assert carafe["parameters"] - baseline["parameters"] == 2_337_136
+    assert carafe["median_step_s"] > 0 and np.isfinite(carafe["final_loss"])
+    assert result["size"] == [64, 96] and result["batch"] == 2 and baseline["peak_memory_gib"] is None
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    """python -m carafe_seg.demo (what ci/demo.sh runs), on a handful of scenes and one pass."""
+    from carafe_seg.demo.__main__ import main as demo
+
+    demo(["--output", str(tmp_path / "demo"), "--train", "16", "--val", "4", "--epochs", "1"])
+    out = tmp_path / "demo"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"bilinear", "CARAFE"}
+    assert metrics["models"]["CARAFE"]["upsamplers"] == {"PPM": "carafe", "FPN": "carafe", "FUSION": "carafe"}
+    assert "| CARAFE |" in (out / "summary.md").read_text()
+    for figure in ("figure3_segmentation.png", "training_curves.png"):
+        assert Image.open(out / figure).width > 300
