@@ -124,7 +124,7 @@ def test_predict_one_and_two_checkpoints(trained, tmp_path, capsys):
     stdout = capsys.readouterr().out
     report = json.loads((out / "predictions.json").read_text())
     assert list(report["checkpoints"]) == ["early", "final"] and len(report["images"]) == 2
-    assert read_image(out / "coffee_final.png").shape == (32, 32, 3)
+    assert read_image(out / "coffee1_final.png").shape == read_image(out / "coffee2_early.png").shape == (32, 32, 3)
     figure = read_image(out / "comparison.png")
     assert figure.shape[1] > figure.shape[0]  # 4 columns (input, early, final, original) by 2 rows
     assert "early" in stdout and "dB" in stdout

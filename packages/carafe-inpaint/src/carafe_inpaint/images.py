@@ -52,8 +52,6 @@ def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
         raise ImageReadError(f"mask {path} is {array.shape[0]}x{array.shape[1]} (HxW); expected {size[0]}x{size[1]} "
                              f"to match its image")
     values = np.unique(array)
-    if array.dtype == bool:
-        return array.astype(np.float32)
     if set(values.tolist()) <= {0, 255}:
         return (array == 255).astype(np.float32)
     if set(values.tolist()) <= {0, 1}:

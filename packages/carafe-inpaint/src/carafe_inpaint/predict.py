@@ -86,6 +86,7 @@ def inpaint(generator: GLGenerator, image: torch.Tensor, mask: torch.Tensor) -> 
 
 
 def unique_labels(labels: list[str]) -> list[str]:
+    """Numbers the names that occur more than once: [a, b, a] -> [a1, b, a2]."""
     seen: dict[str, int] = {}
     result = []
     for label in labels:
@@ -109,9 +110,9 @@ def predict(checkpoints: list[str], images: list[str], output: Path, masks: list
     labels = unique_labels(list(labels or default_labels))
     output.mkdir(parents=True, exist_ok=True)
     inputs, outputs, report = [], {label: [] for label in labels}, []
-    for index, image_path in enumerate(images):
+    stems = unique_labels([Path(p).stem for p in images])  # two images named alike must not overwrite each other
+    for index, (image_path, stem) in enumerate(zip(images, stems)):
         image, mask = prepare(image_path, masks[index] if masks else None, index, mask_seed, size)
-        stem = Path(image_path).stem
         write_image(output / f"{stem}_masked.png", masked_view(image, mask))
         write_mask(output / f"{stem}_mask.png", mask[0].numpy())
         entry = {"image": str(image_path), "mask": masks[index] if masks else f"free-form, seed {mask_seed}, "
