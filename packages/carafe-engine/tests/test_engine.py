@@ -8,7 +8,8 @@ import json
 import pytest
 import torch
 
-from carafe_engine import (CheckpointError, ConfigError, ProgressLogger, all_reduce_mean, get_rank, get_world_size,
+from carafe_engine import (CheckpointError, ConfigError, ProgressLogger, all_reduce_mean, all_reduce_sum, get_rank,
+                           get_world_size,
                            last_checkpoint, launch, load_checkpoint, load_config, save_and_point, save_checkpoint)
 from carafe_engine.cli import default_argument_parser
 
@@ -87,16 +88,16 @@ def test_progress_prints_eta_and_writes_metrics(tmp_path):
 
 
 def _average_ranks(path):
-    value = torch.tensor([float(get_rank())])
-    all_reduce_mean(value)
+    value = all_reduce_mean(torch.tensor([float(get_rank())]))
+    total = all_reduce_sum(torch.tensor([float(get_rank() + 1)]))
     if get_rank() == 0:
-        path.write_text(f"{get_world_size()} {value.item()}")
+        path.write_text(f"{get_world_size()} {value.item()} {total.item()}")
 
 
 def test_launch_two_cpu_processes(tmp_path):
     out = tmp_path / "result.txt"
     launch(_average_ranks, num_gpus_per_machine=2, args=(out,))
-    assert out.read_text() == "2 0.5"
+    assert out.read_text() == "2 0.5 3.0"
 
 
 def test_argument_parser_conventions():

@@ -3,8 +3,8 @@
 from .checkpoint import CheckpointError, last_checkpoint, load_checkpoint, save_and_point, save_checkpoint
 from .cli import default_argument_parser
 from .config import Config, ConfigError, load_config
-from .distributed import all_reduce_mean, barrier, get_rank, get_world_size, is_main_process, launch
-from .progress import ProgressLogger, write_json_atomic
+from .distributed import all_reduce_mean, all_reduce_sum, barrier, get_rank, get_world_size, is_main_process, launch
+from .progress import ProgressLogger, append_metrics, write_json_atomic
 
 __all__ = [
     "CheckpointError",
@@ -12,6 +12,8 @@ __all__ = [
     "ConfigError",
     "ProgressLogger",
     "all_reduce_mean",
+    "all_reduce_sum",
+    "append_metrics",
     "barrier",
     "default_argument_parser",
     "get_rank",

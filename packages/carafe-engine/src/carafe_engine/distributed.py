@@ -31,12 +31,24 @@ def barrier() -> None:
         dist.barrier()
 
 
-def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
-    """Mean over processes (in place); a no-op in a single process."""
-    if get_world_size() > 1:
-        dist.all_reduce(tensor)
-        tensor /= get_world_size()
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum over processes; a no-op in a single process. Returns a tensor on the input's device (moved to the GPU
+    and back when the backend is NCCL and the tensor lives on the CPU, e.g. metric counts)."""
+    if get_world_size() == 1:
+        return tensor
+    if dist.get_backend() == "nccl" and tensor.device.type != "cuda":
+        on_gpu = tensor.to(torch.device("cuda", torch.cuda.current_device()))
+        dist.all_reduce(on_gpu)
+        return on_gpu.to(tensor.device)
+    dist.all_reduce(tensor)
     return tensor
+
+
+def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
+    """Mean over processes; a no-op in a single process."""
+    if get_world_size() == 1:
+        return tensor
+    return all_reduce_sum(tensor) / get_world_size()
 
 
 def _free_port() -> int:

@@ -23,6 +23,14 @@ def write_json_atomic(path: str | Path, data: Any) -> Path:
     return path
 
 
+def append_metrics(output_dir: str | Path, record: dict) -> None:
+    """Appends one JSON record (a line) to output_dir/metrics.jsonl."""
+    path = Path(output_dir) / "metrics.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
 class ProgressLogger:
     """Call step(iteration, loss=..., lr=...) every iteration (iteration counts from 0); every `every`
     iterations, and at the last one, it prints `iter 120/1000  loss 0.532  lr 0.0100  0.41 s/it  ETA 0:06:01`
@@ -34,7 +42,7 @@ class ProgressLogger:
         self.total = total_iters
         self.every = max(1, every)
         self.prefix = f"[{prefix}] " if prefix else ""
-        self.metrics_path = Path(output_dir) / "metrics.jsonl" if output_dir is not None else None
+        self.output_dir = output_dir
         self.stream = stream or sys.stdout
         self._sums: dict[str, float] = {}
         self._count = 0
@@ -61,8 +69,5 @@ class ProgressLogger:
         self.log_metrics({"iteration": done, **averages, "seconds_per_iter": seconds_per_iter})
 
     def log_metrics(self, record: dict) -> None:
-        if self.metrics_path is None:
-            return
-        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.metrics_path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        if self.output_dir is not None:
+            append_metrics(self.output_dir, record)

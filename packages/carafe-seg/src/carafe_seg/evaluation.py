@@ -13,8 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.distributed as dist
-from carafe_engine import ProgressLogger, get_rank, get_world_size, is_main_process
+from carafe_engine import ProgressLogger, all_reduce_sum, get_rank, get_world_size, is_main_process
 from torch import Tensor
 
 from .data.datasets import eval_loader
@@ -46,12 +45,8 @@ class SegmentationMetrics:
 
     def all_reduce(self) -> None:
         """Sums the counts of every process (each evaluated its share of the images)."""
-        if get_world_size() > 1:
-            counts = torch.stack([self.intersection, self.union, self.labelled])
-            device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
-            counts = counts.to(device)
-            dist.all_reduce(counts)
-            self.intersection, self.union, self.labelled = counts.cpu().unbind(0)
+        counts = all_reduce_sum(torch.stack([self.intersection, self.union, self.labelled]))
+        self.intersection, self.union, self.labelled = counts.unbind(0)
 
     def compute(self, names: list[str] | None = None) -> dict:
         """mIoU, pixel accuracy (%), and per-class IoU (%) keyed by name (None for classes that never occur)."""

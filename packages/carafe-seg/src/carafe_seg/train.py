@@ -26,6 +26,7 @@ from carafe_engine import (
     Config,
     ProgressLogger,
     all_reduce_mean,
+    append_metrics,
     barrier,
     default_argument_parser,
     get_rank,
@@ -140,8 +141,7 @@ def run_evaluation(model, cfg, device, iteration, out: Path, log, stream) -> dic
     if is_main_process():
         result = {"iteration": iteration, "images": len(samples), **result}
         write_json_atomic(out / "evaluation.json", result)
-        ProgressLogger(1, output_dir=out).log_metrics(
-            {"iteration": iteration, "mIoU": result["mIoU"], "pixel_accuracy": result["pixel_accuracy"]})
+        append_metrics(out, {"iteration": iteration, "mIoU": result["mIoU"], "pixel_accuracy": result["pixel_accuracy"]})
         log(f"evaluation at iteration {iteration} on {len(samples)} images ({cfg.DATASET.TEST_SPLIT}): "
             f"mIoU {result['mIoU']:.2f}  pixel accuracy {result['pixel_accuracy']:.2f}  "
             f"({time.perf_counter() - started:.0f}s)")
