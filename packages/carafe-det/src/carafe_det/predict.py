@@ -15,6 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
+from .cli_errors import report_user_errors
 from .data.coco_folder import DatasetError, read_image
 from .drawing import save_detections
 from .inference import load_predictor
@@ -63,6 +64,10 @@ def main(argv=None) -> int:
     titles = args.titles or [Path(c).parent.name or Path(c).stem for c in args.checkpoint]
     if len(titles) != len(args.checkpoint):
         parser.error(f"{len(titles)} --titles for {len(args.checkpoint)} --checkpoint")
+    return report_user_errors("carafe-det-predict", lambda: predict(args, configs, titles))
+
+
+def predict(args, configs, titles) -> int:
     images = list_images(args.input)
     predictors = [load_predictor(c, f, args.opts, args.device) for c, f in zip(args.checkpoint, configs)]
     args.output.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 from carafe_engine import ConfigError, default_argument_parser, launch
 
+from .cli_errors import report_user_errors
 from .configs import CONFIG_DIR
 
 ENGINES = ("auto", "torchvision", "detectron2")
@@ -83,23 +84,26 @@ def main(argv=None):
         engine = pick_engine(args.engine, args.config_file)
     except ConfigError as error:
         parser.error(str(error))
-    if engine == "detectron2":
-        if not detectron2_available():
-            raise SystemExit("this is a detectron2 config, and detectron2 is not installed; install it with\n"
-                             "  pip install 'git+https://github.com/facebookresearch/detectron2.git'")
-        from .detectron2_project.train_net import run
-
-        run(args)
-        return 0
-    if engine != "torchvision":
+    if engine not in ("torchvision", "detectron2"):
         parser.error(f"unknown engine {engine!r} (the config's ENGINE); expected torchvision or detectron2")
-    from .torchvision_engine.trainer import main as engine_main
-
+    if engine == "detectron2" and not detectron2_available():
+        raise SystemExit("this is a detectron2 config, and detectron2 is not installed; install it with\n"
+                         "  pip install 'git+https://github.com/facebookresearch/detectron2.git'")
     if args.num_gpus > 1 and "OMP_NUM_THREADS" not in os.environ:
         # CPU workers (gloo) share the cores; torchrun makes the same choice
         os.environ["OMP_NUM_THREADS"] = "1"
-    launch(engine_main, args.num_gpus, args.num_machines, args.machine_rank, args.dist_url, args=(args,))
-    return 0
+    return report_user_errors("carafe-det-train", lambda: run_engine(engine, args))
+
+
+def run_engine(engine: str, args) -> None:
+    if engine == "detectron2":
+        from .detectron2_project.train_net import run
+
+        run(args)
+    else:
+        from .torchvision_engine.trainer import main as engine_main
+
+        launch(engine_main, args.num_gpus, args.num_machines, args.machine_rank, args.dist_url, args=(args,))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .cli_errors import report_user_errors
 from .data.coco_folder import read_image
 from .inference import TorchvisionPredictor
 from .reassembly import reassembly_figure, top_down_kernels
@@ -62,6 +63,10 @@ def main(argv=None) -> int:
     parser.add_argument("--points", nargs="+", type=parse_point, default=None, help="X,Y locations in image pixels")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
+    return report_user_errors("carafe-det-visualize", lambda: visualize(args))
+
+
+def visualize(args) -> int:
     predictor = TorchvisionPredictor(args.checkpoint, device=args.device)
     image = read_image(args.input)
     points = args.points or default_points(predictor, image)

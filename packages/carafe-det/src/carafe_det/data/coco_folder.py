@@ -105,7 +105,7 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return np.array(image.convert("RGB"))  # a writable copy: torch.from_numpy needs one
     except FileNotFoundError:
         raise DatasetError(f"image not found: {path}") from None
     except (UnidentifiedImageError, OSError, ValueError) as error:

@@ -76,7 +76,7 @@ class CocoDetectionDataset(Dataset):
             masks = [self._mask(a, index) for a in annotations]
             target["masks"] = torch.from_numpy(np.stack(masks)) if masks else torch.zeros(0, *pixels.shape[:2],
                                                                                            dtype=torch.uint8)
-        image = torch.from_numpy(pixels.copy()).permute(2, 0, 1).float().div_(255)
+        image = torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255)
         if flip:
             image = image.flip(-1)
             width = image.shape[-1]

@@ -182,8 +182,10 @@ def train(cfg, resume: bool) -> dict | None:
         log("training already finished; evaluating")
     if world_size > 1:
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    # a generator of its own: drawing the workers' base seed must not advance the global random stream, which a
+    # resumed run restores to continue the proposal sampling exactly
     loader = DataLoader(train_set, batch_sampler=batches, collate_fn=collate,
-                        num_workers=cfg.DATALOADER.NUM_WORKERS, persistent_workers=False)
+                        num_workers=cfg.DATALOADER.NUM_WORKERS, generator=torch.Generator().manual_seed(cfg.SEED))
     progress = ProgressLogger(schedule.max_iter, start_iter, every=cfg.SOLVER.LOG_PERIOD,
                               output_dir=output_dir if is_main_process() else None, stream=log)
     model.train()
