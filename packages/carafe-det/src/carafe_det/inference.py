@@ -34,6 +34,11 @@ class Detections:
                 for b, s, c in zip(self.boxes, self.scores, self.classes)]
 
 
+def image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (3, H, W) float in [0, 1], what torchvision's detectors take."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255).to(device)
+
+
 def pick_device(device: str | None) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -63,8 +68,7 @@ class TorchvisionPredictor:
 
     @torch.no_grad()
     def __call__(self, image: np.ndarray) -> Detections:
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255).to(self.device)
-        output = self.model([tensor])[0]
+        output = self.model([image_tensor(image, self.device)])[0]
         masks = output["masks"][:, 0].cpu().numpy() >= 0.5 if "masks" in output else None
         return Detections(output["boxes"].cpu().numpy(), output["scores"].cpu().numpy(),
                           [self.class_names[i - 1] for i in output["labels"].tolist()], masks)
@@ -75,18 +79,14 @@ class Detectron2Predictor:
     config's test dataset (registered from DATASETS.COCO_ROOT)."""
 
     def __init__(self, config_file: str | Path, weights: str | Path, opts=(), device=None):
-        from detectron2.config import get_cfg
         from detectron2.data import DatasetCatalog, MetadataCatalog
         from detectron2.engine import DefaultPredictor
 
-        from .detectron2_project import add_carafe_config, register_config_datasets
+        from .detectron2_project import load_detectron2_config, register_config_datasets
 
         if not Path(weights).is_file():
             raise CheckpointError(f"checkpoint not found: {weights}")
-        cfg = get_cfg()
-        add_carafe_config(cfg)
-        cfg.merge_from_file(str(config_file))
-        cfg.merge_from_list(list(opts))
+        cfg = load_detectron2_config(config_file, opts)
         cfg.MODEL.WEIGHTS = str(weights)
         cfg.MODEL.DEVICE = str(pick_device(device))
         register_config_datasets(cfg)

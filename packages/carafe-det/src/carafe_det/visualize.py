@@ -17,7 +17,7 @@ import torch
 
 from .cli_errors import report_user_errors
 from .data.coco_folder import read_image
-from .inference import TorchvisionPredictor
+from .inference import TorchvisionPredictor, image_tensor
 from .reassembly import reassembly_figure, top_down_kernels
 
 
@@ -25,8 +25,7 @@ from .reassembly import reassembly_figure, top_down_kernels
 def model_reassembly(predictor: TorchvisionPredictor, image: np.ndarray, level: int):
     """The kernels of the CARAFE upsampling into FPN `level` for this image, and the network input's scale."""
     model = predictor.model
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255).to(predictor.device)
-    images, _ = model.transform([tensor])
+    images, _ = model.transform([image_tensor(image, predictor.device)])
     scale = images.image_sizes[0][0] / image.shape[0]
     features = list(model.backbone.body(images.tensors).values())
     strides = [images.tensors.shape[-2] // f.shape[-2] for f in features]

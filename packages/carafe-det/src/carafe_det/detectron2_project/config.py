@@ -24,3 +24,22 @@ def add_carafe_config(cfg) -> None:
     cfg.MODEL.CARAFE.COMPRESSED_CHANNELS = 64
     cfg.MODEL.ROI_MASK_HEAD.UPSAMPLE = "carafe"
     cfg.DATASETS.COCO_ROOT = ""
+
+
+def load_detectron2_config(config_file, opts=()):
+    """detectron2's defaults + add_carafe_config <- the YAML file <- KEY VALUE overrides (not frozen). A key the
+    config does not have is a ConfigError naming it and where it came from."""
+    from carafe_engine import ConfigError
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    add_carafe_config(cfg)
+    try:
+        cfg.merge_from_file(str(config_file))
+    except (KeyError, AssertionError) as error:  # yacs reports unknown keys as these
+        raise ConfigError(f"{config_file}: {error.args[0] if error.args else error}") from None
+    try:
+        cfg.merge_from_list([str(v) for v in opts])
+    except (KeyError, AssertionError, ValueError) as error:
+        raise ConfigError(f"command-line override: {error.args[0] if error.args else error}") from None
+    return cfg

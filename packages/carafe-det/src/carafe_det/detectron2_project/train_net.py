@@ -7,11 +7,10 @@ import os
 
 import detectron2.utils.comm as comm
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.config import get_cfg
 from detectron2.engine import DefaultTrainer, default_setup, launch
 from detectron2.evaluation import COCOEvaluator, verify_results
 
-from . import add_carafe_config
+from .config import load_detectron2_config
 from .datasets import register_config_datasets
 
 
@@ -22,10 +21,7 @@ class Trainer(DefaultTrainer):
 
 
 def setup(args):
-    cfg = get_cfg()
-    add_carafe_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
+    cfg = load_detectron2_config(args.config_file, args.opts)
     register_config_datasets(cfg)
     cfg.freeze()
     default_setup(cfg, args)

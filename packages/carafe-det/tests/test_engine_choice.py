@@ -1,0 +1,56 @@
+"""carafe-det-train's choice of engine, shipped config names, and carafe_det without detectron2."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from carafe_engine import ConfigError
+
+from carafe_det.configs import CONFIG_DIR, config_path
+from carafe_det.train import declared_engine, detectron2_available, pick_engine, resolve_config_path
+from conftest import PYTHON, SUBPROCESS_ENV
+
+
+def test_a_torchvision_config_declares_its_engine_through_its_base_chain():
+    assert declared_engine(str(config_path("torchvision/tiny_shapes_mask_rcnn.yaml"))) == "torchvision"
+    assert declared_engine(str(config_path("torchvision/mask_rcnn_R_50_FPN_carafe_1x.yaml"))) == "torchvision"
+    assert declared_engine(str(config_path("detectron2/mask_rcnn_R_50_FPN_carafe_1x.yaml"))) is None
+
+
+def test_auto_engine_follows_the_config_then_what_is_installed():
+    torchvision_config = str(config_path("torchvision/faster_rcnn_R_50_FPN_1x.yaml"))
+    detectron2_config = str(config_path("detectron2/faster_rcnn_R_50_FPN_1x.yaml"))
+    assert pick_engine("auto", torchvision_config) == "torchvision"
+    assert pick_engine("auto", detectron2_config) == ("detectron2" if detectron2_available() else "torchvision")
+    assert pick_engine("torchvision", detectron2_config) == "torchvision"
+
+
+def test_shipped_config_names_resolve_and_unknown_ones_are_named():
+    assert resolve_config_path("torchvision/tiny_shapes_mask_rcnn.yaml") == str(
+        CONFIG_DIR / "torchvision" / "tiny_shapes_mask_rcnn.yaml")
+    with pytest.raises(ConfigError, match="config file not found: nowhere.yaml"):
+        resolve_config_path("nowhere.yaml")
+    with pytest.raises(FileNotFoundError, match="no shipped config 'x.yaml'; shipped: detectron2/"):
+        config_path("x.yaml")
+
+
+def test_carafe_det_works_without_detectron2(tmp_path):
+    """With detectron2 made unimportable, the package, the torchvision engine and the train command's engine
+    choice still work, and asking for detectron2 says how to install it."""
+    script = f"""
+import sys
+sys.modules["detectron2"] = None  # as if it were not installed
+import carafe_det, carafe_det.torchvision_engine, carafe_det.predict, carafe_det.visualize
+from carafe_det.train import detectron2_available, main, pick_engine
+assert not detectron2_available()
+assert pick_engine("auto", {str(config_path("detectron2/mask_rcnn_R_50_FPN_1x.yaml"))!r}) == "torchvision"
+try:
+    main(["--engine", "detectron2", "--config-file", "detectron2/mask_rcnn_R_50_FPN_1x.yaml"])
+except SystemExit as exit:
+    print(exit.code)
+"""
+    result = subprocess.run([PYTHON, "-c", script], env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "detectron2 is not installed" in result.stdout
+    assert "pip install 'git+https://github.com/facebookresearch/detectron2.git'" in result.stdout
