@@ -153,11 +153,14 @@ struct GivenMasks {
   T* grad_out;  // grad_masks
   Strides grad_strides;
 
+  // taps [first_tap, end_tap) only (all by default): a caller that needs some of them loads no more
   template <typename A>
-  void load(const Geometry& g, int64_t s, int64_t n, int64_t group, RowRange rows, A* dst, A*) const {
+  void load(const Geometry& g, int64_t s, int64_t n, int64_t group, RowRange rows, A* dst, A*, int first_tap = 0,
+            int end_tap = -1) const {
     const int taps = g.k * g.k;
+    if (end_tap < 0) end_tap = taps;
     for (int64_t i = 0; i < rows.count(); ++i)
-      for (int t = 0; t < taps; ++t)
+      for (int t = first_tap; t < end_tap; ++t)
         load_phases(m.row(n, mask_channel(group, t, g), rows.first + i), m.s.w, g.W, s, g.OW, 0,
                     dst + (i * taps + t) * s * g.W);
   }
@@ -188,8 +191,10 @@ struct EncoderLogits {
     return mask_channel(group, t, g) * s * s + i * s + j;
   }
 
+  // every tap, whatever is asked for: the softmax needs them all
   template <typename A>
-  void load(const Geometry& g, int64_t s, int64_t n, int64_t group, RowRange rows, A* dst, A* scratch) const {
+  void load(const Geometry& g, int64_t s, int64_t n, int64_t group, RowRange rows, A* dst, A* scratch, int = 0,
+            int = -1) const {
     const int taps = g.k * g.k;
     const int64_t h = rows.first / s;
     std::vector<A*> tap_rows(static_cast<size_t>(taps));
@@ -326,7 +331,7 @@ void grad_features_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, cons
     for (int64_t group = 0; group < g.G; ++group) {
       for (int dyi = dyi_begin; dyi < dyi_end; ++dyi) {
         const RowRange rows = output_rows(g, h - dyi + g.r);
-        source.load(g, s, n, group, rows, row_masks.data(), scratch.data());
+        source.load(g, s, n, group, rows, row_masks.data(), scratch.data(), dyi * g.k, (dyi + 1) * g.k);
         // the taps of tap row dy, padded by r zeros on each side (the gather below shifts by -dx)
         for (int64_t i = 0; i < rows.count(); ++i)
           for (int dxi = 0; dxi < g.k; ++dxi)
