@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import torch
 
 from carafe_ops import bench, reference
@@ -25,3 +27,10 @@ def test_bench_command_writes_results(tmp_path, capsys):
             ("CARAFEPack", "forward+backward"), ("deconv-s2", "forward")} <= methods
     assert all(r["ms"] > 0 and r["ratio_to_floor"] > 0 for r in saved["results"])
     assert "x floor" in capsys.readouterr().out
+
+
+def test_detector_fpn_case_runs():
+    """The end-to-end FPN case (small images here): both FPNs run on the same backbone features."""
+    pytest.importorskip("torchvision")
+    rows = bench.detector_fpn(torch.device("cpu"), image_size=(128, 160), batch=1, log=lambda *_: None)
+    assert [r["method"] for r in rows] == ["nearest", "CARAFEPack"] and all(r["ms"] > 0 for r in rows)

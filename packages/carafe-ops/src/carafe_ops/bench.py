@@ -224,21 +224,76 @@ def run(device: torch.device, workloads: list[Workload], dtypes: list[torch.dtyp
     }
 
 
+def detector_fpn(device: torch.device, image_size=(800, 1216), batch: int = 2, log=print) -> list[dict]:
+    """The end-to-end case: torchvision's Faster R-CNN R50-FPN, its FPN with nearest top-down upsampling against
+    the same FPN with CARAFEPack in its three top-down steps (carafe_ops.nn.replace_upsampling). Times the FPN's
+    forward on the backbone's features of `batch` images and, on CUDA, the peak memory of one training step."""
+    import copy
+
+    from torchvision.models.detection import fasterrcnn_resnet50_fpn
+
+    from .nn import replace_upsampling
+
+    torch.manual_seed(0)
+    nearest = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, min_size=image_size[0],
+                                      max_size=max(image_size)).to(device)
+    carafe_model = replace_upsampling(copy.deepcopy(nearest))
+    images = torch.rand(batch, 3, *image_size, device=device)
+    with torch.no_grad():
+        features = nearest.backbone.body(images)
+    targets = [{"boxes": torch.tensor([[10.0, 20.0, 200.0, 240.0]], device=device),
+                "labels": torch.tensor([1], device=device)} for _ in range(batch)]
+    rows = []
+    for name, model in (("nearest", nearest), ("CARAFEPack", carafe_model)):
+        model.eval()
+
+        def fpn_forward(fpn=model.backbone.fpn):
+            with torch.no_grad():
+                return fpn(features)
+
+        def training_step(model=model):
+            model.train()
+            losses = model(list(images), targets)
+            sum(losses.values()).backward()
+            model.zero_grad(set_to_none=True)
+
+        ms = measure_ms(fpn_forward, device)
+        peak = None
+        if device.type == "cuda":
+            training_step()
+            synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            training_step()
+            synchronize(device)
+            peak = torch.cuda.max_memory_allocated(device) / 2**20
+        rows.append({"workload": {"name": f"faster-rcnn-fpn-{image_size[0]}x{image_size[1]}", "n": batch},
+                     "method": name, "pass": "FPN forward", "ms": ms, "peak_training_mb": peak})
+        peak_text = f"{peak:10.0f}" if peak is not None else f"{'-':>10}"
+        log(f"{'detector-fpn':<16}{'float32':<10}{name:<12}{'FPN forward':<18}{ms:10.3f}{'':9}{peak_text}"
+            "  (peak MB of a training step)")
+    slower = rows[1]["ms"] / rows[0]["ms"] - 1
+    log(f"CARAFE FPN forward: {100 * slower:+.0f}% vs nearest")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m carafe_ops.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--suite", nargs="+", default=None, choices=sorted(SUITES),
-                        help="workload sets (default: fpn seg inpaint on CUDA, cpu on CPU)")
+    parser.add_argument("--suite", nargs="+", default=None, choices=sorted(SUITES) + ["detector"],
+                        help="workload sets (default: fpn seg inpaint detector on CUDA, cpu on CPU); 'detector': "
+                             "torchvision Faster R-CNN's FPN at 800x1216, nearest vs CARAFE (needs torchvision)")
     parser.add_argument("--dtypes", nargs="+", default=None, choices=sorted(DTYPES),
                         help="default: float32 float16 bfloat16 on CUDA, float32 on CPU")
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) pure-PyTorch versions")
     parser.add_argument("--json", type=Path, default=Path("carafe_bench.json"), help="where to write the results")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    suites = args.suite or (["fpn", "seg", "inpaint"] if device.type == "cuda" else ["cpu"])
+    suites = args.suite or (["fpn", "seg", "inpaint", "detector"] if device.type == "cuda" else ["cpu"])
     dtype_names = args.dtypes or (["float32", "float16", "bfloat16"] if device.type == "cuda" else ["float32"])
-    workloads = [wl for suite in suites for wl in SUITES[suite]]
+    workloads = [wl for suite in suites if suite != "detector" for wl in SUITES[suite]]
     result = run(device, workloads, [DTYPES[d] for d in dtype_names], not args.no_reference)
+    if "detector" in suites:
+        result["detector"] = detector_fpn(device)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.json}")
