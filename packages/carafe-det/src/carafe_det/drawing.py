@@ -39,19 +39,21 @@ def draw_detections(ax, image: np.ndarray, detections: Detections, title: str | 
     ax.axis("off")
 
 
-def save_detections(image: np.ndarray, panels: list[tuple[str, Detections]], path: str | Path) -> Path:
-    """One panel per model, left to right; with two, a dashed line between them as in the paper's Figure 2."""
-    height, width = image.shape[:2]
+def save_detections(rows: list[tuple[np.ndarray, list[tuple[str, Detections]]]], path: str | Path) -> Path:
+    """One row per image, one panel per model, left to right; with two models, a dashed line between them as in
+    the paper's Figure 2 (baseline left of it, CARAFE right)."""
+    columns = len(rows[0][1])
+    height, width = rows[0][0].shape[:2]
     scale = 5.0 / max(height, width)
-    fig, axes = plt.subplots(1, len(panels), figsize=(width * scale * len(panels) + 0.2, height * scale + 0.5),
-                             squeeze=False)
-    for ax, (title, detections) in zip(axes[0], panels):
-        draw_detections(ax, image, detections, title)
+    fig, axes = plt.subplots(len(rows), columns, squeeze=False,
+                             figsize=(width * scale * columns + 0.2, (height * scale + 0.4) * len(rows)))
+    for row, (image, panels) in zip(axes, rows):
+        for ax, (title, detections) in zip(row, panels):
+            draw_detections(ax, image, detections, title)
     fig.tight_layout()
-    if len(panels) == 2:
-        left, right = axes[0][0].get_position(), axes[0][1].get_position()
-        x = (left.x1 + right.x0) / 2
-        fig.add_artist(plt.Line2D([x, x], [0.02, 0.98], transform=fig.transFigure, linestyle="--", color="black",
+    if columns == 2:
+        x = (axes[0][0].get_position().x1 + axes[0][1].get_position().x0) / 2
+        fig.add_artist(plt.Line2D([x, x], [0.01, 0.99], transform=fig.transFigure, linestyle="--", color="black",
                                   linewidth=1.2))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,6 @@ import numpy as np
 import torch
 from carafe_engine import CheckpointError, load_checkpoint, load_config
 
-from .torchvision_engine.config import DEFAULTS
 from .torchvision_engine.model import build_model, load_model_weights
 
 

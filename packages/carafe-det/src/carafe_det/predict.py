@@ -75,7 +75,7 @@ def predict(args, configs, titles) -> int:
     for path in images:
         image = read_image(path)
         panels = [(title, predictor(image).above(args.score_thresh)) for title, predictor in zip(titles, predictors)]
-        picture = save_detections(image, panels, args.output / f"{path.stem}.png")
+        picture = save_detections([(image, panels)], args.output / f"{path.stem}.png")
         records.append({"image": str(path), "picture": str(picture),
                         "models": {title: detections.to_json() for title, detections in panels}})
         print(f"{path} -> {picture}: " + ", ".join(f"{t} {len(d.scores)} detections" for t, d in panels))

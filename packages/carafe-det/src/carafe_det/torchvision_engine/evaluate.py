@@ -51,7 +51,8 @@ def predict_dataset(model: nn.Module, dataset: CocoDetectionDataset, device: tor
 
 
 def score(dataset: CocoDetectionDataset, results: list[dict], with_masks: bool, verbose: bool = False) -> dict:
-    """{'bbox': {'AP': .., 'AP50': .., ...}, 'segm': {...}} in percent (COCO's summary numbers)."""
+    """{'bbox': {'AP': .., 'AP50': .., ...}, 'segm': {...}} in percent (COCO's summary numbers; None where the
+    data has no object of that size)."""
     metrics = {}
     for iou_type in ("bbox", "segm") if with_masks else ("bbox",):
         if not results:  # pycocotools cannot load an empty result list; nothing detected scores zero
@@ -67,8 +68,8 @@ def score(dataset: CocoDetectionDataset, results: list[dict], with_masks: bool, 
             if verbose:
                 print(f"COCO {iou_type}:")
             evaluator.summarize()
-        # -1 means "no ground truth of that size"; report it as such rather than as a score
-        metrics[iou_type] = {name: float(v) * 100 if v >= 0 else float("nan")
+        # -1 means "no ground truth of that size": None (null in JSON) rather than a score
+        metrics[iou_type] = {name: float(v) * 100 if v >= 0 else None
                              for name, v in zip(STAT_NAMES, evaluator.stats[:6])}
     return metrics
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import math
 import sys
 import time
 from pathlib import Path
@@ -231,7 +230,7 @@ def run_evaluation(cfg, model, dataset, device, iteration, log, progress=None) -
 def format_metrics(metrics: dict, title: str) -> str:
     lines = [title, f"{'':6}" + "".join(f"{name:>8}" for name in ("AP", "AP50", "AP75", "APs", "APm", "APl"))]
     for kind, values in metrics.items():
-        lines.append(f"{kind:6}" + "".join(f"{v:8.2f}" if not math.isnan(v) else f"{'-':>8}" for v in values.values()))
+        lines.append(f"{kind:6}" + "".join(f"{v:8.2f}" if v is not None else f"{'-':>8}" for v in values.values()))
     return "\n".join(lines)
 
 

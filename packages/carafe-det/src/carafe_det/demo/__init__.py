@@ -1,0 +1,1 @@
+"""python -m carafe_det.demo: tiny Mask R-CNN baseline vs CARAFE on generated shapes (see __main__)."""

@@ -1,0 +1,29 @@
+"""The tiny Mask R-CNN + CARAFE learns the generated shapes: after its default schedule (300 iterations of 8
+images, 6 epochs; about 2-4 minutes on 2 CPU cores) its box and mask AP50 on 100 validation images are far above an
+untrained model's. Measured on the 2-core development machine (one seed): untrained 0.0 box / 0.0 mask AP50,
+trained 56.8 box / 56.6 mask AP50; the test asks for at least 40 after training and at most 2 before."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from carafe_det.data.shapes import make_shapes_dataset
+from carafe_det.train import main as train_main
+
+CARAFE = "torchvision/tiny_shapes_mask_rcnn_carafe.yaml"
+
+
+@pytest.mark.heavy
+def test_tiny_mask_rcnn_with_carafe_learns_the_shapes(tmp_path):
+    data = make_shapes_dataset(tmp_path / "shapes", train=400, val=100, size=128)
+    config = ["--config-file", CARAFE, "DATASETS.ROOT", str(data)]
+    assert train_main(["--engine", "torchvision", "--eval-only", *config, "OUTPUT_DIR", str(tmp_path / "untrained")]) == 0
+    assert train_main(["--engine", "torchvision", *config, "OUTPUT_DIR", str(tmp_path / "trained")]) == 0
+    untrained = json.loads((tmp_path / "untrained" / "eval.json").read_text())
+    trained = json.loads((tmp_path / "trained" / "eval.json").read_text())
+    assert trained["iteration"] == 300 and trained["images"] == 100
+    for kind in ("bbox", "segm"):
+        assert untrained[kind]["AP50"] <= 2.0, untrained
+        assert trained[kind]["AP50"] >= 40.0, trained
