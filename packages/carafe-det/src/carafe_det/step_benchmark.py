@@ -67,6 +67,9 @@ def benchmark_config(config: str, device: torch.device, batch: int, size: tuple[
     optimizer, scaler = build_optimizer(cfg, model)
     images, targets = random_batch(batch, size, objects, cfg.MODEL.ROI_HEADS.NUM_CLASSES, cfg.MODEL.MASK_ON,
                                    torch.Generator().manual_seed(seed))
+    # on the device before timing: the steps measure forward, backward and update, not host-to-device copies
+    images = [image.to(device) for image in images]
+    targets = [{k: v.to(device) for k, v in target.items()} for target in targets]
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
@@ -80,7 +83,7 @@ def benchmark_config(config: str, device: torch.device, batch: int, size: tuple[
             torch.cuda.synchronize(device)
         if step >= warmup:
             times.append(time.perf_counter() - started)
-    padded = model.transform.batch_images([torch.zeros(3, *size)], model.transform.size_divisible).shape[-2:]
+    padded = model.transform([torch.zeros(3, *size, device=device)])[0].tensors.shape[-2:]  # resized and padded
     return {
         "config": config,
         "model": describe(cfg),

@@ -100,6 +100,14 @@ def collate(batch):
     return tuple(zip(*batch))
 
 
+def iterations_per_epoch(dataset_size: int, ims_per_batch: int) -> int:
+    """Full batches per epoch (an epoch's incomplete last batch is dropped)."""
+    if dataset_size < ims_per_batch:
+        raise ValueError(f"the training set has {dataset_size} images, fewer than SOLVER.IMS_PER_BATCH "
+                         f"({ims_per_batch})")
+    return dataset_size // ims_per_batch
+
+
 class TrainingBatches:
     """The per-process batches of iterations start..end: epoch e's order is a permutation seeded by (seed, e),
     cut into global batches of ims_per_batch; process `rank` takes every world_size-th image of each. Flips are
@@ -111,10 +119,7 @@ class TrainingBatches:
         if ims_per_batch % world_size:
             raise ValueError(f"SOLVER.IMS_PER_BATCH ({ims_per_batch}) must be divisible by the number of "
                              f"processes ({world_size})")
-        if dataset_size < ims_per_batch:
-            raise ValueError(f"the training set has {dataset_size} images, fewer than SOLVER.IMS_PER_BATCH "
-                             f"({ims_per_batch})")
-        self.iters_per_epoch = dataset_size // ims_per_batch  # the incomplete last batch of an epoch is dropped
+        self.iters_per_epoch = iterations_per_epoch(dataset_size, ims_per_batch)
         self.size, self.batch, self.rank, self.world = dataset_size, ims_per_batch, rank, world_size
         self.seed, self.hflip_prob, self.start, self.end = seed, hflip_prob, start_iter, max_iter
 

@@ -21,8 +21,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from ..data.coco_folder import DatasetError
 from .config import checkpoint_kind, load_torchvision_config
-from .data import CocoDetectionDataset, TrainingBatches, collate
+from .data import CocoDetectionDataset, TrainingBatches, collate, iterations_per_epoch
 from .evaluate import evaluate
 from .model import build_model, load_model_weights, model_state
 
@@ -60,10 +61,13 @@ def resolve_device(cfg) -> torch.device:
     return torch.device("cpu")
 
 
-def check_classes(cfg, dataset: CocoDetectionDataset) -> None:
+def check_classes(cfg, dataset: CocoDetectionDataset, other: CocoDetectionDataset | None = None) -> None:
+    """The model's class count fits the dataset, and the test split has the training split's categories."""
     if len(dataset.class_names) != cfg.MODEL.ROI_HEADS.NUM_CLASSES:
         raise ConfigError(f"MODEL.ROI_HEADS.NUM_CLASSES is {cfg.MODEL.ROI_HEADS.NUM_CLASSES} but "
                           f"{dataset.annotation_file} has {len(dataset.class_names)} categories")
+    if other is not None and (other.category_ids, other.class_names) != (dataset.category_ids, dataset.class_names):
+        raise DatasetError(f"{other.annotation_file} and {dataset.annotation_file} have different categories")
 
 
 class Schedule:
@@ -150,7 +154,7 @@ def train(cfg, resume: bool) -> dict | None:
     train_set = CocoDetectionDataset(cfg.DATASETS.ROOT, cfg.DATASETS.TRAIN, cfg.MODEL.MASK_ON,
                                      filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
     test_set = CocoDetectionDataset(cfg.DATASETS.ROOT, cfg.DATASETS.TEST, cfg.MODEL.MASK_ON)
-    check_classes(cfg, train_set)
+    check_classes(cfg, train_set, test_set)
     if is_main_process():
         (output_dir / "config.yaml").write_text(cfg.dump())
 
@@ -169,10 +173,9 @@ def train(cfg, resume: bool) -> dict | None:
             torch.set_rng_state(rng_states[rank])
         log(f"resuming from {path} at iteration {start_iter}")
 
+    schedule = Schedule(cfg.SOLVER, iterations_per_epoch(len(train_set), cfg.SOLVER.IMS_PER_BATCH))
     batches = TrainingBatches(len(train_set), cfg.SOLVER.IMS_PER_BATCH, rank, world_size, cfg.SEED,
-                              cfg.INPUT.HFLIP_PROB, start_iter, 0)
-    schedule = Schedule(cfg.SOLVER, batches.iters_per_epoch)
-    batches.end = schedule.max_iter
+                              cfg.INPUT.HFLIP_PROB, start_iter, schedule.max_iter)
     log(f"training {checkpoint_kind(cfg)} (FPN {cfg.MODEL.FPN.UPSAMPLE}/{cfg.MODEL.FPN.TOP_LEVEL}"
         f"{', mask head ' + cfg.MODEL.ROI_MASK_HEAD.UPSAMPLE if cfg.MODEL.MASK_ON else ''}) on {device}, "
         f"{world_size} process(es), {len(train_set)} images, {batches.iters_per_epoch} iterations/epoch, "
