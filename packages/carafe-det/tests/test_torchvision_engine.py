@@ -121,6 +121,9 @@ def test_imagenet_weights_are_read_from_a_path_and_checked(tmp_path):
                                   ["MODEL.BACKBONE.NAME", "resnet18", "MODEL.BACKBONE.WEIGHTS", str(path)])
     model = build_model(cfg)
     torch.testing.assert_close(model.backbone.body.layer3[0].conv1.weight, reference.layer3[0].conv1.weight)
+    cfg.MODEL.BACKBONE.NORM = "FrozenBN"  # the paper's setting: ImageNet statistics, frozen
+    frozen = build_model(cfg).backbone.body
+    torch.testing.assert_close(frozen.layer2[0].bn1.running_var, reference.layer2[0].bn1.running_var)
     cfg.MODEL.BACKBONE.NAME = "resnet34"
     with pytest.raises(CheckpointError, match=f"MODEL.BACKBONE.WEIGHTS: {path} does not fit"):
         build_model(cfg)
