@@ -171,7 +171,7 @@ def test_train_and_evaluate_with_detectron2(shapes_root, tmp_path):
     # carafe-det-predict draws a detectron2 model's detections (given its config file)
     image = shapes_root / "val" / "000001.png"
     assert predict_main(["--checkpoint", str(output / "model_final.pth"), "--config-file",
-                         str(config_path("detectron2/tiny_shapes_mask_rcnn_carafe.yaml")), "--score-thresh", "0",
+                         "detectron2/tiny_shapes_mask_rcnn_carafe.yaml", "--score-thresh", "0",
                          "--input", str(image), "--output", str(tmp_path / "pictures"),
                          "DATASETS.COCO_ROOT", str(shapes_root), *opts[4:]]) == 0
     assert (tmp_path / "pictures" / "000001.png").is_file()

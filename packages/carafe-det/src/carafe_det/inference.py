@@ -106,9 +106,12 @@ class Detectron2Predictor:
 
 
 def load_predictor(checkpoint: str | Path, config_file: str | Path | None = None, opts=(), device=None):
-    """A detectron2 predictor when config_file is a detectron2 config, else the torchvision engine's."""
-    from .train import declared_engine, detectron2_available
+    """A detectron2 predictor when config_file (a path or a shipped config's name) is a detectron2 config, else
+    the torchvision engine's."""
+    from .train import declared_engine, detectron2_available, resolve_config_path
 
+    if config_file is not None:
+        config_file = resolve_config_path(str(config_file))
     if config_file is not None and declared_engine(str(config_file)) is None:
         if not detectron2_available():
             raise SystemExit(f"{config_file} is a detectron2 config, and detectron2 is not installed")

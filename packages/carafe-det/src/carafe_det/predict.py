@@ -5,7 +5,7 @@ by side (baseline | CARAFE, as the paper's Figure 2).
         --titles "Mask R-CNN" "Mask R-CNN w/ CARAFE" --input images/ --output pictures/
 
 A torchvision-engine checkpoint carries its config. For detectron2 weights also give the config file, once per
-checkpoint in the same order: --config-file configs/detectron2/mask_rcnn_R_50_FPN_carafe_1x.yaml.
+checkpoint in the same order: --config-file detectron2/mask_rcnn_R_50_FPN_carafe_1x.yaml.
 Writes OUTPUT/<image name>.png per image and OUTPUT/predictions.json (every detection above --score-thresh).
 """
 
