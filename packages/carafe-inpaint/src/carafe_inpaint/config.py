@@ -45,7 +45,12 @@ DEFAULTS = {
         "MAX_ITER": 500000,
         "CHECKPOINT_PERIOD": 10000,
     },
-    "TEST": {"EVAL_PERIOD": 10000, "IMS_PER_BATCH": 32},
+    "TEST": {
+        "EVAL_PERIOD": 10000,
+        "IMS_PER_BATCH": 32,
+        # recompute the generator's BatchNorm statistics on NUM_ITER training batches before each evaluation
+        "PRECISE_BN": {"ENABLED": False, "NUM_ITER": 200},
+    },
     "VIS": {"PERIOD": 2000, "NUM_SAMPLES": 4},
     "LOG_PERIOD": 20,
     "SEED": 0,
@@ -73,8 +78,9 @@ def resolve_config_file(name: str | Path) -> Path:
 
 def _positive(cfg: Config, *keys: str) -> None:
     for key in keys:
-        section, name = key.split(".") if "." in key else (None, key)
-        value = cfg[section][name] if section else cfg[name]
+        value = cfg
+        for part in key.split("."):
+            value = value[part]
         if value <= 0:
             raise ConfigError(f"{key} must be positive, got {value}")
 
@@ -82,7 +88,7 @@ def _positive(cfg: Config, *keys: str) -> None:
 def check_config(cfg: Config) -> Config:
     """Value checks the defaults' types cannot express; each error names its key."""
     _positive(cfg, "SOLVER.BASE_LR", "SOLVER.IMS_PER_BATCH", "SOLVER.MAX_ITER", "SOLVER.CHECKPOINT_PERIOD",
-              "TEST.EVAL_PERIOD", "TEST.IMS_PER_BATCH", "VIS.PERIOD", "LOG_PERIOD", "DATA.IMAGE_SIZE",
+              "TEST.EVAL_PERIOD", "TEST.IMS_PER_BATCH", "TEST.PRECISE_BN.NUM_ITER", "VIS.PERIOD", "LOG_PERIOD", "DATA.IMAGE_SIZE",
               "MODEL.WIDTH", "DISCRIMINATOR.WIDTH")
     if cfg.DATA.IMAGE_SIZE % 4:
         raise ConfigError(f"DATA.IMAGE_SIZE must be a multiple of 4 (the generator has two stride-2 stages), "

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from carafe_engine import (CheckpointError, ProgressLogger, get_rank, get_world_size, is_main_process, last_checkpoint,
-                           load_checkpoint, save_and_point, write_json_atomic)
+from carafe_engine import (CheckpointError, ProgressLogger, all_reduce_mean, get_rank, get_world_size, is_main_process,
+                           last_checkpoint, load_checkpoint, save_and_point, write_json_atomic)
 
 from .config import KIND
 from .data import StreamBatches, TrainingStream, ValidationPairs, open_source
@@ -51,6 +51,27 @@ def patch_loss(logits: torch.Tensor, real: bool, mask: torch.Tensor) -> torch.Te
     target = torch.full_like(logits, 1.0 if real else 0.0)
     return masked_mean(F.binary_cross_entropy_with_logits(logits, target, reduction="none"),
                        region_weights(mask, logits))
+
+
+@torch.no_grad()
+def recompute_batchnorm_statistics(model: torch.nn.Module, batches) -> None:
+    """Replaces the running mean and variance of every BatchNorm with their average over `batches` of (image,
+    mask) at the current weights (detectron2's PreciseBN), then averages them over the processes. The running
+    averages that training keeps lag the weights, which moves the evaluated PSNR by dB when they change fast."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the batches
+    was_training = model.training
+    model.train()
+    for image, mask in batches:
+        model(image, mask)
+    model.train(was_training)
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+        all_reduce_mean(norm.running_mean)
+        all_reduce_mean(norm.running_var)
 
 
 def validation_set(cfg) -> ValidationPairs:
@@ -89,6 +110,7 @@ class Trainer:
         self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.SOLVER.BASE_LR, betas=betas)
         self.start_iter = 0
         self._val_set = None
+        self._train_source = None
 
     # -- weights --------------------------------------------------------------------------------------------------
 
@@ -131,8 +153,22 @@ class Trainer:
             self._val_set = validation_set(self.cfg)
         return self._val_set
 
+    def refresh_batchnorm_statistics(self) -> None:
+        """TEST.PRECISE_BN: the generator's BatchNorm statistics recomputed on NUM_ITER training batches of a
+        stream of its own (seeded, so every evaluation of the same weights gives the same statistics)."""
+        precise = self.cfg.TEST.PRECISE_BN
+        if not precise.ENABLED:
+            return
+        stream = TrainingStream(self.train_source, self.cfg.DATA.IMAGE_SIZE, self.cfg.SEED + 7919,
+                                self.cfg.DATA.MAX_SCALE)
+        batches = StreamBatches(0, precise.NUM_ITER, self.cfg.SOLVER.IMS_PER_BATCH, self.rank, self.world_size)
+        loader = DataLoader(stream, batch_sampler=batches, num_workers=self.cfg.DATA.NUM_WORKERS)
+        recompute_batchnorm_statistics(self.generator, ((b["image"].to(self.device), b["mask"].to(self.device))
+                                                        for b in loader))
+
     def evaluate(self, iteration: int) -> dict:
         started = time.perf_counter()
+        self.refresh_batchnorm_statistics()
         results = evaluate(self.generator, self.val_set, self.device, self.cfg.TEST.IMS_PER_BATCH,
                            self.cfg.DATA.NUM_WORKERS)
         results["iteration"] = iteration
@@ -172,9 +208,16 @@ class Trainer:
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=device_ids)
 
+    @property
+    def train_source(self):
+        if self._train_source is None:
+            self._train_source = open_source(self.cfg.DATA.TRAIN, self.cfg.DATA.TRAIN_ROOT, split="train",
+                                             key="DATA.TRAIN")
+        return self._train_source
+
     def train_loader(self) -> DataLoader:
         cfg = self.cfg
-        source = open_source(cfg.DATA.TRAIN, cfg.DATA.TRAIN_ROOT, split="train", key="DATA.TRAIN")
+        source = self.train_source
         stream = TrainingStream(source, cfg.DATA.IMAGE_SIZE, cfg.SEED, cfg.DATA.MAX_SCALE)
         batches = StreamBatches(self.start_iter, cfg.SOLVER.MAX_ITER, cfg.SOLVER.IMS_PER_BATCH, self.rank,
                                 self.world_size)
@@ -240,12 +283,14 @@ class Trainer:
                 progress.step(iteration, **losses, lr=self.optimizer_g.param_groups[0]["lr"])
             done = iteration + 1
             last = done == cfg.SOLVER.MAX_ITER
+            # evaluation first: it may refresh the BatchNorm statistics, which the samples and the checkpoint
+            # then include (so that a run resumed from this checkpoint continues exactly like this one)
+            if done % cfg.TEST.EVAL_PERIOD == 0 or last:
+                results = self.evaluate(done)
             if done % cfg.VIS.PERIOD == 0 or last:
                 self.write_samples(done)
             if done % cfg.SOLVER.CHECKPOINT_PERIOD == 0 and not last:
                 self.save(f"model_{done:07d}.pth", done)
-            if done % cfg.TEST.EVAL_PERIOD == 0 or last:
-                results = self.evaluate(done)
         self.save("model_final.pth", cfg.SOLVER.MAX_ITER)
         return results
 

@@ -23,8 +23,8 @@ import torch  # noqa: E402
 from ..config import get_config  # noqa: E402
 from ..figures import comparison_figure  # noqa: E402
 from ..masks import seeded_mask  # noqa: E402
-from ..metrics import evaluate, image_metrics  # noqa: E402
-from ..models import build_generator, complete  # noqa: E402
+from ..metrics import image_metrics  # noqa: E402
+from ..models import complete  # noqa: E402
 from ..predict import VARIANT_LABELS  # noqa: E402
 from ..trainer import Trainer  # noqa: E402
 
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
         f"{100 * mask_stats['hole_fraction_std']:.1f}% of the image is hole")
 
     log(f"\n[2/4] training {', '.join(args.variants)} on the embedded photographs")
-    trainers, runs, results, seconds = {}, {}, {}, {}
+    trainers, runs, results, untrained, seconds = {}, {}, {}, {}, {}
     for name in args.variants:
         opts = ["OUTPUT_DIR", str(out / "runs" / name)]
         if args.iters:
@@ -112,17 +112,16 @@ def main(argv=None) -> int:
         # start clean: the demo's numbers are those of a fresh run of the shipped configs
         for stale in ("metrics.jsonl", "last_checkpoint"):
             (trainer.output_dir / stale).unlink(missing_ok=True)
+        trainer.output_dir.mkdir(parents=True, exist_ok=True)
+        untrained[name] = trainer.evaluate(0)["model"]
         results[name] = trainer.train()
         seconds[name] = time.perf_counter() - tic
         trainers[name], runs[name] = trainer, trainer.output_dir
 
-    log("\n[3/4] untrained model and masked input on the same held-out pairs")
+    log("\n[3/4] the trained models, the untrained ones and the masked input on the same held-out pairs")
     reference = trainers[args.variants[-1]]
-    torch.manual_seed(reference.cfg.SEED)
-    untrained = build_generator(reference.cfg)  # the trainer's initial weights: same seed, built first
-    untrained_results = evaluate(untrained, reference.val_set, torch.device("cpu"), reference.cfg.TEST.IMS_PER_BATCH)
-    rows = {"masked input": untrained_results["masked_input"],
-            f"untrained {args.variants[-1]}": untrained_results["model"],
+    rows = {"masked input": results[args.variants[-1]]["masked_input"],
+            **{f"untrained {name}": metrics for name, metrics in untrained.items()},
             **{name: r["model"] for name, r in results.items()}}
     log(f"{'':<20}{'PSNR (dB)':>10}{'SSIM':>8}{'L1 hole':>9}{'L1':>8}")
     for name, m in rows.items():
