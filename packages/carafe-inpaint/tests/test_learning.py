@@ -2,8 +2,8 @@
 PSNR ends clearly above the masked input's and an untrained model's.
 
 Measured on the 2-core CPU (see README.md, "Results on the embedded data"), PSNR in dB:
-  200 iterations (default suite): MEASURED_SHORT
-  600 iterations (the shipped tiny_carafe config, -m heavy): MEASURED_FULL
+  untrained 18.02, masked input 19.83; after 200 iterations (default suite) 22.60, after 600 (the shipped
+  tiny_carafe config, -m heavy) 23.55. The runs are deterministic; the margins below leave room for other CPUs.
 """
 
 from __future__ import annotations

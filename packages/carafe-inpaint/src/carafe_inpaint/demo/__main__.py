@@ -23,7 +23,7 @@ import torch  # noqa: E402
 from ..config import get_config  # noqa: E402
 from ..figures import comparison_figure  # noqa: E402
 from ..masks import seeded_mask  # noqa: E402
-from ..metrics import image_metrics  # noqa: E402
+from ..metrics import MetricSums, image_metrics  # noqa: E402
 from ..models import complete  # noqa: E402
 from ..predict import VARIANT_LABELS  # noqa: E402
 from ..trainer import Trainer  # noqa: E402
@@ -44,6 +44,17 @@ def mask_gallery(path: Path, count: int = 8, size: int = 256, seed: int = 0) -> 
     plt.close(fig)
     coverage = [seeded_mask(size, size, seed + 1, i).mean() for i in range(500)]
     return {"size": size, "hole_fraction_mean": float(np.mean(coverage)), "hole_fraction_std": float(np.std(coverage))}
+
+
+def mean_colour_fill(val) -> dict:
+    """The metrics of filling every hole with its image's mean known colour: a non-learned reference."""
+    sums = MetricSums()
+    for i in range(len(val)):
+        image, mask = val[i]["image"][None], val[i]["mask"][None]
+        known = 1 - mask
+        mean = (image * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True)
+        sums.add(image_metrics(complete(mean.expand_as(image), image, mask), image, mask))
+    return sums.means(torch.device("cpu"))
 
 
 def training_curves(runs: dict[str, Path], path: Path) -> None:
@@ -121,6 +132,7 @@ def main(argv=None) -> int:
     log("\n[3/4] the trained models, the untrained ones and the masked input on the same held-out pairs")
     reference = trainers[args.variants[-1]]
     rows = {"masked input": results[args.variants[-1]]["masked_input"],
+            "mean-colour fill": mean_colour_fill(reference.val_set),
             **{f"untrained {name}": metrics for name, metrics in untrained.items()},
             **{name: r["model"] for name, r in results.items()}}
     log(f"{'':<20}{'PSNR (dB)':>10}{'SSIM':>8}{'L1 hole':>9}{'L1':>8}")
@@ -148,7 +160,9 @@ def main(argv=None) -> int:
              f"Tiny Global&Local models trained on the embedded photographs ({reference.cfg.DATA.IMAGE_SIZE}x"
              f"{reference.cfg.DATA.IMAGE_SIZE} views), evaluated on {len(val)} fixed (image, free-form mask) pairs "
              f"of {val.num_images} held-out photographs. Metrics on [0, 1] images; L1 hole = mean absolute error "
-             f"inside the hole.", "",
+             f"inside the hole; 'masked input' is the generator's input (hole at mid-grey), 'mean-colour fill' fills "
+             f"each hole with its image's mean known colour (no learning), 'untrained' is each model at "
+             f"initialization.", "",
              "| model | PSNR (dB) | SSIM | L1 hole | L1 | generator parameters | iterations | train time (s) |",
              "|---|---|---|---|---|---|---|---|"]
     for name, m in rows.items():
