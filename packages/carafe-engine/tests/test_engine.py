@@ -104,3 +104,12 @@ def test_argument_parser_conventions():
     args = default_argument_parser("x").parse_args(
         ["--config-file", "a.yaml", "--num-gpus", "2", "--resume", "SOLVER.LR", "0.1"])
     assert args.config_file == "a.yaml" and args.num_gpus == 2 and args.resume and args.opts == ["SOLVER.LR", "0.1"]
+
+
+def test_time_steps_counts_the_measured_steps():
+    from carafe_engine import time_steps
+
+    calls = []
+    result = time_steps(lambda i: calls.append(i) or i * 2, "cpu", warmup=2, steps=3)
+    assert calls == [0, 1, 2, 3, 4] and len(result["step_times_s"]) == 3 and result["last"] == 8
+    assert result["median_step_s"] >= 0 and result["peak_memory_gib"] is None

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import torch
+from carafe_engine import time_steps
 
 from .torchvision_engine.config import load_torchvision_config
 from .torchvision_engine.model import build_model
@@ -72,28 +71,19 @@ def benchmark_config(config: str, device: torch.device, batch: int, size: tuple[
     targets = [{k: v.to(device) for k, v in target.items()} for target in targets]
     if device.type == "cuda":
         torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for step in range(warmup + steps):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        started = time.perf_counter()
-        loss, _ = train_step(model, optimizer, scaler, images, targets, device, step)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if step >= warmup:
-            times.append(time.perf_counter() - started)
+    timing = time_steps(lambda step: train_step(model, optimizer, scaler, images, targets, device, step)[0], device,
+                        warmup, steps)
     padded = model.transform([torch.zeros(3, *size, device=device)])[0].tensors.shape[-2:]  # resized and padded
     return {
         "config": config,
         "model": describe(cfg),
-        "median_step_s": statistics.median(times),
-        "step_times_s": times,
-        "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+        "median_step_s": timing["median_step_s"],
+        "step_times_s": timing["step_times_s"],
+        "peak_memory_gib": timing["peak_memory_gib"],
         "parameters": sum(p.numel() for p in model.parameters()),
         "neck_parameters": sum(p.numel() for p in model.backbone.fpn.parameters()),
         "padded_input": list(padded),
-        "final_loss": loss.item(),
+        "final_loss": timing["last"].item(),
     }
 
 

@@ -1,5 +1,6 @@
 """Training infrastructure shared by the CARAFE task packages (see README.md)."""
 
+from .benchmark import time_steps
 from .checkpoint import CheckpointError, last_checkpoint, load_checkpoint, save_and_point, save_checkpoint
 from .cli import default_argument_parser
 from .config import Config, ConfigError, load_config
@@ -25,5 +26,6 @@ __all__ = [
     "load_config",
     "save_and_point",
     "save_checkpoint",
+    "time_steps",
     "write_json_atomic",
 ]

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
+from carafe_engine import time_steps
 
 from .config import get_config
 from .data import TrainingStream, open_source
@@ -35,25 +34,16 @@ def benchmark(variant: str, batch: int, size: int, device: str, warmup: int, ite
     image = torch.stack([s["image"] for s in samples]).to(trainer.device)
     mask = torch.stack([s["mask"] for s in samples]).to(trainer.device)
     cuda = trainer.device.type == "cuda"
-    times = []
-    for i in range(warmup + iters):
-        if cuda:
-            torch.cuda.synchronize()
-            if i == warmup:
-                torch.cuda.reset_peak_memory_stats()
-        started = time.perf_counter()
-        losses = trainer.step(trainer.generator, trainer.discriminator, image, mask, iteration=i)
-        if cuda:
-            torch.cuda.synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - started)
+    timing = time_steps(lambda i: trainer.step(trainer.generator, trainer.discriminator, image, mask, iteration=i),
+                        trainer.device, warmup, iters)
+    times = timing["step_times_s"]
     return {
         "variant": variant, "device": torch.cuda.get_device_name() if cuda else "cpu", "batch": batch, "size": size,
-        "step_ms_median": 1000 * statistics.median(times), "step_ms_min": 1000 * min(times),
-        "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+        "step_ms_median": 1000 * timing["median_step_s"], "step_ms_min": 1000 * min(times),
+        "peak_memory_gib": timing["peak_memory_gib"],
         "generator_parameters": sum(p.numel() for p in trainer.generator.parameters()),
         "discriminator_parameters": sum(p.numel() for p in trainer.discriminator.parameters()),
-        "losses": losses, "torch": torch.__version__,
+        "losses": timing["last"], "torch": torch.__version__,
     }
 
 

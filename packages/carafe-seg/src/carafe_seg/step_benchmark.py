@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import torch
+from carafe_engine import time_steps
 
 from .config import load_seg_config
 from .data.transforms import IGNORE_INDEX, pad_batch
@@ -28,11 +27,6 @@ from .predict import describe_upsamplers
 from .train import parameter_groups, train_step
 
 DEFAULT_CONFIGS = ["upernet_r50_ade20k.yaml", "upernet_r50_ade20k_carafe.yaml"]
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def benchmark_config(config: str, device: torch.device, batch: int, size: tuple[int, int], warmup: int,
@@ -49,25 +43,18 @@ def benchmark_config(config: str, device: torch.device, batch: int, size: tuple[
     images, targets = images.to(device), targets.to(device)
     if device.type == "cuda":
         torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for step in range(warmup + steps):
-        _synchronize(device)
-        started = time.perf_counter()
-        loss = train_step(model, optimizer, images, targets, cfg.INPUT.LABEL_DOWNSAMPLE)
-        _synchronize(device)
-        if step >= warmup:
-            times.append(time.perf_counter() - started)
+    timing = time_steps(lambda _: train_step(model, optimizer, images, targets, cfg.INPUT.LABEL_DOWNSAMPLE), device,
+                        warmup, steps)
     decoder_params = sum(p.numel() for p in model.decoder.parameters())
     return {
         "config": config,
         "upsamplers": describe_upsamplers(cfg),
-        "median_step_s": statistics.median(times),
-        "step_times_s": times,
-        "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+        "median_step_s": timing["median_step_s"],
+        "step_times_s": timing["step_times_s"],
+        "peak_memory_gib": timing["peak_memory_gib"],
         "parameters": sum(p.numel() for p in model.parameters()),
         "decoder_parameters": decoder_params,
-        "final_loss": loss.item(),
+        "final_loss": timing["last"].item(),
     }
 
 
