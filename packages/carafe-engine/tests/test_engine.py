@@ -113,3 +113,20 @@ def test_time_steps_counts_the_measured_steps():
     result = time_steps(lambda i: calls.append(i) or i * 2, "cpu", warmup=2, steps=3)
     assert calls == [0, 1, 2, 3, 4] and len(result["step_times_s"]) == 3 and result["last"] == 8
     assert result["median_step_s"] >= 0 and result["peak_memory_gib"] is None
+
+
+def test_load_pretrained_checks_file_keys_and_shapes(tmp_path):
+    from carafe_engine import load_pretrained
+
+    source = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    path = tmp_path / "weights.pth"
+    torch.save({"state_dict": {**source.state_dict(), "fc.weight": torch.ones(2)}}, path)
+    target = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    load_pretrained(target, path, what="MODEL.WEIGHTS")
+    assert torch.equal(target[0].weight, source[0].weight)
+    with pytest.raises(CheckpointError, match="MODEL.WEIGHTS: .*weights.pth does not fit a Sequential: lacks 2"):
+        load_pretrained(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(4, 4, 1)), path, "MODEL.WEIGHTS")
+    with pytest.raises(CheckpointError, match="has tensors of other shapes: 0.weight"):
+        load_pretrained(torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3), torch.nn.BatchNorm2d(4)), path)
+    with pytest.raises(CheckpointError, match="file not found"):
+        load_pretrained(target, tmp_path / "nope.pth")

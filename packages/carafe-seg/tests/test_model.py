@@ -137,7 +137,7 @@ def test_bad_backbone_weights_name_the_file(tmp_path):
         build(tmp_path / "missing.pth")
     partial = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), partial)
-    with pytest.raises(BackboneWeightsError, match="resnet18.pth (lacks|has tensors of other shapes)"):
+    with pytest.raises(BackboneWeightsError, match="resnet18.pth does not fit a ResNet: (lacks|has tensors of other shapes)"):
         build(partial)
     garbage = tmp_path / "notes.pth"
     garbage.write_text("not a checkpoint")

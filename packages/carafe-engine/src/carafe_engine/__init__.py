@@ -1,7 +1,8 @@
 """Training infrastructure shared by the CARAFE task packages (see README.md)."""
 
 from .benchmark import time_steps
-from .checkpoint import CheckpointError, last_checkpoint, load_checkpoint, save_and_point, save_checkpoint
+from .checkpoint import (CheckpointError, last_checkpoint, load_checkpoint, load_pretrained, save_and_point,
+                         save_checkpoint)
 from .cli import default_argument_parser
 from .config import Config, ConfigError, load_config
 from .distributed import all_reduce_mean, all_reduce_sum, barrier, get_rank, get_world_size, is_main_process, launch
@@ -24,6 +25,7 @@ __all__ = [
     "launch",
     "load_checkpoint",
     "load_config",
+    "load_pretrained",
     "save_and_point",
     "save_checkpoint",
     "time_steps",

@@ -66,3 +66,34 @@ def save_and_point(output_dir: str | Path, name: str, state: dict[str, Any]) -> 
         handle.write(name)
     os.replace(tmp, output_dir / "last_checkpoint")
     return path
+
+
+def load_pretrained(module: torch.nn.Module, path: str | Path, what: str = "MODEL.BACKBONE.WEIGHTS",
+                    ignore: tuple[str, ...] = ("fc.",)) -> None:
+    """Loads a pretrained state dict (e.g. torchvision's ImageNet ResNet-50, resnet50-0676ba61.pth; a dict holding
+    one under 'state_dict' or 'model' works too) into module. Every tensor of the module except those starting
+    with an `ignore` prefix must be there with its shape; errors name the config key (`what`), the file and the
+    tensors."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"{what}: file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means it is not a state dict
+        raise CheckpointError(f"{what}: {path} is not a readable state dict: {error}") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{what}: {path} does not hold a state dict")
+    expected = {k: v for k, v in module.state_dict().items()
+                if not k.startswith(ignore) and not k.endswith("num_batches_tracked")}
+    fits = f"{what}: {path} does not fit a {type(module).__name__}"
+    missing = sorted(set(expected) - set(state))
+    if missing:
+        raise CheckpointError(f"{fits}: lacks {len(missing)} tensors (first: {', '.join(missing[:5])})")
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+             if tuple(state[k].shape) != tuple(v.shape)]
+    if wrong:
+        raise CheckpointError(f"{fits}: has tensors of other shapes: {'; '.join(wrong[:5])}")
+    module.load_state_dict({k: state[k] for k in expected}, strict=False)

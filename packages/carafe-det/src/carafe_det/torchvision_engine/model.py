@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
-import torch
-from carafe_engine import CheckpointError, Config, ConfigError
+from carafe_engine import CheckpointError, Config, ConfigError, load_pretrained
 from torch import Tensor, nn
 from torchvision.models import resnet
 from torchvision.models.resnet import BasicBlock
@@ -25,28 +24,6 @@ RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
 BACKBONES = RESNETS + ("tiny",)
 # torchvision's names for the stages: stem = conv1/bn1, res2..res5 = layer1..layer4
 STAGES = (("conv1", "bn1"), ("layer1",), ("layer2",), ("layer3",), ("layer4",))
-
-
-def load_imagenet_weights(body: nn.Module, path: str | Path) -> None:
-    """A torchvision ResNet state dict (the classifier is ignored); errors name the file and the keys."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"MODEL.BACKBONE.WEIGHTS: file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unpickling failure means it is not a state dict
-        raise CheckpointError(f"MODEL.BACKBONE.WEIGHTS: {path} is not a readable state dict: {error}") from None
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    if not isinstance(state, dict):
-        raise CheckpointError(f"MODEL.BACKBONE.WEIGHTS: {path} does not hold a state dict")
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    wanted = {k: v for k, v in body.state_dict().items() if not k.startswith("fc.")}
-    missing = [k for k in wanted if k not in state and not k.endswith("num_batches_tracked")]
-    wrong = [k for k in wanted if k in state and state[k].shape != wanted[k].shape]
-    if missing or wrong:
-        raise CheckpointError(f"MODEL.BACKBONE.WEIGHTS: {path} does not fit a torchvision "
-                              f"{type(body).__name__}: missing {missing[:5]}, wrong shape {wrong[:5]}")
-    body.load_state_dict(state, strict=False)
 
 
 class TinyResNet(nn.Module):
@@ -89,7 +66,7 @@ class ResNetFPNBackbone(nn.Module):
         norm = norms[cfg.MODEL.BACKBONE.NORM]
         net = TinyResNet(norm) if name == "tiny" else getattr(resnet, name)(weights=None, norm_layer=norm)
         if cfg.MODEL.BACKBONE.WEIGHTS:
-            load_imagenet_weights(net, cfg.MODEL.BACKBONE.WEIGHTS)
+            load_pretrained(net, cfg.MODEL.BACKBONE.WEIGHTS)
         freeze_at = cfg.MODEL.BACKBONE.FREEZE_AT
         if not 0 <= freeze_at <= len(STAGES):
             raise ConfigError(f"MODEL.BACKBONE.FREEZE_AT must be in 0..{len(STAGES)}; got {freeze_at}")

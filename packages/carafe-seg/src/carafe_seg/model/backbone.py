@@ -6,15 +6,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
 import torchvision
+from carafe_engine import CheckpointError, load_pretrained
 from torch import Tensor, nn
 
-
-class BackboneWeightsError(ValueError):
-    """ImageNet weights that are missing or do not fit the backbone."""
+# ImageNet weights that cannot be loaded (file, contents or shapes); carafe-engine's error
+BackboneWeightsError = CheckpointError
 
 
 class ResNetBackbone(nn.Module):
@@ -36,35 +33,6 @@ class ResNetBackbone(nn.Module):
         c3 = self.layer2(c2)
         c4 = self.layer3(c3)
         return [c2, c3, c4, self.layer4(c4)]
-
-
-def load_imagenet_weights(resnet: torchvision.models.ResNet, path: str | Path) -> None:
-    """Loads a torchvision ImageNet state dict (as saved by torchvision, e.g. resnet50-0676ba61.pth; a dict with
-    'state_dict' or 'model' holding one also works). Every backbone tensor must be there with its shape; the
-    classifier (fc.*) is not used."""
-    path = Path(path)
-    if not path.is_file():
-        raise BackboneWeightsError(f"MODEL.BACKBONE.WEIGHTS: file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unpickling failure means it is not a state dict
-        raise BackboneWeightsError(f"MODEL.BACKBONE.WEIGHTS: {path} is not a readable state dict: {error}") from None
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise BackboneWeightsError(f"MODEL.BACKBONE.WEIGHTS: {path} does not hold a state dict")
-    expected = {k: v for k, v in resnet.state_dict().items() if not k.startswith("fc.")}
-    missing = sorted(set(expected) - set(state))
-    if missing:
-        raise BackboneWeightsError(
-            f"MODEL.BACKBONE.WEIGHTS: {path} lacks {len(missing)} ResNet tensors (first: {', '.join(missing[:5])}); "
-            "expected a torchvision ResNet-50 ImageNet state dict")
-    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-             if tuple(state[k].shape) != tuple(v.shape)]
-    if wrong:
-        raise BackboneWeightsError(f"MODEL.BACKBONE.WEIGHTS: {path} has tensors of other shapes: {'; '.join(wrong[:5])}")
-    resnet.load_state_dict({k: state[k] for k in expected}, strict=False)
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1) -> nn.Sequential:
@@ -112,6 +80,6 @@ def build_backbone(cfg) -> nn.Module:
     if cfg.NAME == "resnet50":
         resnet = torchvision.models.resnet50(weights=None)
         if cfg.WEIGHTS:
-            load_imagenet_weights(resnet, cfg.WEIGHTS)
+            load_pretrained(resnet, cfg.WEIGHTS)
         return ResNetBackbone(resnet)
     raise ValueError(f"MODEL.BACKBONE.NAME: unknown backbone {cfg.NAME!r}")
