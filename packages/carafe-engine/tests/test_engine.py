@@ -125,7 +125,8 @@ def test_load_pretrained_checks_file_keys_and_shapes(tmp_path):
     load_pretrained(target, path, what="MODEL.WEIGHTS")
     assert torch.equal(target[0].weight, source[0].weight)
     with pytest.raises(CheckpointError, match="MODEL.WEIGHTS: .*weights.pth does not fit a Sequential: lacks 2"):
-        load_pretrained(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(4, 4, 1)), path, "MODEL.WEIGHTS")
+        load_pretrained(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 4, 1)),
+                        path, "MODEL.WEIGHTS")
     with pytest.raises(CheckpointError, match="has tensors of other shapes: 0.weight"):
         load_pretrained(torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3), torch.nn.BatchNorm2d(4)), path)
     with pytest.raises(CheckpointError, match="file not found"):
