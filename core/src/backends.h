@@ -37,9 +37,11 @@ int driver_version();
 
 void reassemble_normalized_forward(const Problem& problem, const Device& device, ConstTensorRef features,
                                    ConstTensorRef logits, TensorRef output);
+// Bytes of the workspace reassemble_normalized_backward needs (the softmax statistics); 0 without the backend.
+int64_t normalized_backward_workspace_bytes(const Problem& problem);
 void reassemble_normalized_backward(const Problem& problem, const Device& device, ConstTensorRef grad_output,
                                     ConstTensorRef features, ConstTensorRef logits, TensorRef grad_features,
-                                    TensorRef grad_logits);
+                                    TensorRef grad_logits, void* workspace);
 
 }  // namespace cuda
 }  // namespace carafe

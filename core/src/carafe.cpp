@@ -102,9 +102,14 @@ void reassemble_normalized_forward(const Problem& problem, const Device& device,
   throw std::invalid_argument("carafe: unknown device kind " + std::to_string(int(device.kind)));
 }
 
+int64_t normalized_backward_workspace_bytes(const Problem& problem, const Device& device) {
+  validate(problem);
+  return device.kind == DeviceKind::CUDA ? cuda::normalized_backward_workspace_bytes(problem) : 0;
+}
+
 void reassemble_normalized_backward(const Problem& problem, const Device& device, ConstTensorRef grad_output,
                                     ConstTensorRef features, ConstTensorRef logits, TensorRef grad_features,
-                                    TensorRef grad_logits) {
+                                    TensorRef grad_logits, void* workspace) {
   validate(problem);
   require_default_output_size(problem);
   require_data(grad_output.data, "grad_output");
@@ -115,9 +120,13 @@ void reassemble_normalized_backward(const Problem& problem, const Device& device
   if (device.kind == DeviceKind::CPU)
     return cpu::reassemble_normalized_backward(problem, device, grad_output, features, logits, grad_features,
                                                grad_logits);
-  if (device.kind == DeviceKind::CUDA)
+  if (device.kind == DeviceKind::CUDA) {
+    if (workspace == nullptr && cuda::normalized_backward_workspace_bytes(problem) > 0)
+      throw std::invalid_argument("carafe: workspace is null; reassemble_normalized_backward on CUDA needs "
+                                  "normalized_backward_workspace_bytes(problem, device) bytes of device memory");
     return cuda::reassemble_normalized_backward(problem, device, grad_output, features, logits, grad_features,
-                                                grad_logits);
+                                                grad_logits, workspace);
+  }
   throw std::invalid_argument("carafe: unknown device kind " + std::to_string(int(device.kind)));
 }
 

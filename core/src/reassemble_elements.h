@@ -21,11 +21,10 @@ struct Operands {
   }
 };
 
-// Y[n, c, oy, ox]
-template <typename T>
-CARAFE_HD accumulate_t<T> forward_element(const Geometry& g, const Operands<T>& features,
-                                          const Operands<T>& masks, int64_t n, int64_t c, int64_t oy,
-                                          int64_t ox) {
+// Y[n, c, oy, ox]. Masks is Operands<T> or any accessor with the same at(n, mask channel, oy, ox).
+template <typename T, typename Masks>
+CARAFE_HD accumulate_t<T> forward_element(const Geometry& g, const Operands<T>& features, const Masks& masks,
+                                          int64_t n, int64_t c, int64_t oy, int64_t ox) {
   using acc_t = accumulate_t<T>;
   const int64_t cy = source_coord(oy, g.H, g.OH);
   const int64_t cx = source_coord(ox, g.W, g.OW);
@@ -66,10 +65,9 @@ CARAFE_HD accumulate_t<T> grad_mask_element(const Geometry& g, const Operands<T>
 
 // dL/dX[n, c, h, w] = sum over the taps (dy, dx) and the outputs whose window centre is (h - dy, w - dx)
 // of M[n, g(c)*k*k + tap, oy, ox] * dY[n, c, oy, ox]
-template <typename T>
+template <typename T, typename Masks>
 CARAFE_HD accumulate_t<T> grad_feature_element(const Geometry& g, const Operands<T>& grad_output,
-                                               const Operands<T>& masks, int64_t n, int64_t c, int64_t h,
-                                               int64_t w) {
+                                               const Masks& masks, int64_t n, int64_t c, int64_t h, int64_t w) {
   using acc_t = accumulate_t<T>;
   const int64_t first_mask_channel = mask_channel(group_of_channel(c, g), 0, g);
   acc_t sum = 0;

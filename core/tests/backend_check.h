@@ -236,7 +236,8 @@ inline int check_grid(Runner& runner, const char* backend) {
   // (per-element path), and an output smaller than the input
   const Dims wide[] = {{2, 72, 5, 45, 5, 1, 2},       {1, 40, 3, 70, 7, 4, 4},       {1, 66, 4, 33, 3, 2, 3},
                        {2, 6, 5, 7, 5, 2, 2, 9, 13},   {1, 4, 5, 38, 3, 1, 2, 10, 75}, {1, 6, 4, 6, 3, 3, 3, 11, 17},
-                       {1, 4, 6, 7, 5, 2, 2, 4, 5},    {1, 36, 5, 40, 5, 1, 2, 9, 79}, {1, 36, 5, 40, 5, 1, 2, 9, 70}};
+                       {1, 4, 6, 7, 5, 2, 2, 4, 5},    {1, 36, 5, 40, 5, 1, 2, 9, 79}, {1, 36, 5, 40, 5, 1, 2, 9, 70},
+                       {1, 6, 5, 6, 9, 2, 2}};  // k 9: the CUDA backend's element programs
   for (const Dims& d : wide)
     for (DType t : dtypes)
       for (Layout layout : layouts) {
@@ -245,7 +246,7 @@ inline int check_grid(Runner& runner, const char* backend) {
       }
   // the fused kernel normalizer over the same grid (default output size only), where the backend has it
   int normalized_cases = 0, normalized_failed = 0;
-  for (int k : {1, 3, 5, 7})
+  for (int k : {1, 3, 5, 7, 9})
     for (int G : {1, 2, 4})
       for (int sigma : {1, 2, 3, 4}) {
         const bool odd = (k + G + sigma) % 2 == 1;

@@ -49,6 +49,28 @@ struct CudaRunner : carafe_test::Runner {
     dgx.copy_to(gx);
     dgm.copy_to(gm);
   }
+  bool normalized(const carafe::Problem& p, const carafe_test::HostTensor& x, const carafe_test::HostTensor& l,
+                  carafe_test::HostTensor& y) override {
+    DeviceBuffer dx(x), dl(l), dyb(y);
+    carafe::reassemble_normalized_forward(p, device, {dx.ptr, x.strides}, {dl.ptr, l.strides}, {dyb.ptr, y.strides});
+    cudaStreamSynchronize(stream);
+    dyb.copy_to(y);
+    return true;
+  }
+  void normalized_backward(const carafe::Problem& p, const carafe_test::HostTensor& dy,
+                           const carafe_test::HostTensor& x, const carafe_test::HostTensor& l,
+                           carafe_test::HostTensor& gx, carafe_test::HostTensor& gl) override {
+    DeviceBuffer ddy(dy), dx(x), dl(l), dgx(gx), dgl(gl);
+    void* workspace = nullptr;
+    const int64_t bytes = carafe::normalized_backward_workspace_bytes(p, device);
+    if (bytes > 0 && cudaMalloc(&workspace, size_t(bytes)) != cudaSuccess) throw std::runtime_error("cudaMalloc failed");
+    carafe::reassemble_normalized_backward(p, device, {ddy.ptr, dy.strides}, {dx.ptr, x.strides}, {dl.ptr, l.strides},
+                                           {dgx.ptr, gx.strides}, {dgl.ptr, gl.strides}, workspace);
+    cudaStreamSynchronize(stream);
+    cudaFree(workspace);
+    dgx.copy_to(gx);
+    dgl.copy_to(gl);
+  }
 };
 
 }  // namespace

@@ -84,12 +84,16 @@ void reassemble_backward(const Problem& problem, const Device& device, ConstTens
 // encoder's raw output, logits (N, sigma^2*k*k*G, H, W): pixel shuffle by sigma, then softmax over each
 // group's k*k taps, i.e. M[n, g*k*k + t, sigma*h + i, sigma*w + j] = softmax_t L[n, (g*k*k + t)*sigma^2 +
 // i*sigma + j, h, w]. The normalized masks are never written to memory. The output is sigma*H x sigma*W.
-// CPU only for now (the CUDA backend throws std::runtime_error).
 void reassemble_normalized_forward(const Problem& problem, const Device& device, ConstTensorRef features,
                                    ConstTensorRef logits, TensorRef output);
+
+// The backward takes a workspace of normalized_backward_workspace_bytes(problem, device) bytes on the device
+// (suitably aligned for doubles; nullptr where that is 0): on CUDA, the softmax max and 1/sum of every output
+// pixel and group, 2/(k*k) of the masks' size in float32.
+int64_t normalized_backward_workspace_bytes(const Problem& problem, const Device& device);
 void reassemble_normalized_backward(const Problem& problem, const Device& device, ConstTensorRef grad_output,
                                     ConstTensorRef features, ConstTensorRef logits, TensorRef grad_features,
-                                    TensorRef grad_logits);
+                                    TensorRef grad_logits, void* workspace = nullptr);
 
 // Checks a problem's hyper-parameters and sizes; throws std::invalid_argument naming the bad value.
 void validate(const Problem& problem);

@@ -26,8 +26,10 @@ void reassemble_normalized_forward(const Problem&, const Device&, ConstTensorRef
   unavailable();
 }
 
+int64_t normalized_backward_workspace_bytes(const Problem&) { return 0; }
+
 void reassemble_normalized_backward(const Problem&, const Device&, ConstTensorRef, ConstTensorRef, ConstTensorRef,
-                                    TensorRef, TensorRef) {
+                                    TensorRef, TensorRef, void*) {
   unavailable();
 }
 

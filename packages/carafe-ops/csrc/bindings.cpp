@@ -91,12 +91,17 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "reassemble_normalized_backward",
       [](const carafe::Problem& p, const carafe::Device& d, const PyTensor& grad_output, const PyTensor& features,
-         const PyTensor& logits, const PyTensor& grad_features, const PyTensor& grad_logits) {
+         const PyTensor& logits, const PyTensor& grad_features, const PyTensor& grad_logits, uintptr_t workspace) {
         carafe::reassemble_normalized_backward(p, d, cref(grad_output), cref(features), cref(logits),
-                                               ref(grad_features), ref(grad_logits));
+                                               ref(grad_features), ref(grad_logits),
+                                               reinterpret_cast<void*>(workspace));
       },
       py::arg("problem"), py::arg("device"), py::arg("grad_output"), py::arg("features"), py::arg("logits"),
-      py::arg("grad_features"), py::arg("grad_logits"), py::call_guard<py::gil_scoped_release>());
+      py::arg("grad_features"), py::arg("grad_logits"), py::arg("workspace") = 0,
+      py::call_guard<py::gil_scoped_release>());
+
+  m.def("normalized_backward_workspace_bytes", &carafe::normalized_backward_workspace_bytes, py::arg("problem"),
+        py::arg("device"), "bytes of device workspace reassemble_normalized_backward needs");
 
   m.def("cuda_driver_version", &carafe::cuda_driver_version,
         "CUDA version the NVIDIA driver supports (e.g. 13000); 0 without a driver or CUDA backend");

@@ -1,4 +1,4 @@
-"""The fused kernel normalizer (carafe_normalized): equal to pixel shuffle + softmax + the op, on the CPU."""
+"""The fused kernel normalizer (carafe_normalized): equal to pixel shuffle + softmax + the op, on every backend."""
 
 from __future__ import annotations
 
@@ -20,14 +20,15 @@ def make_logits(n, c, h, w, k, g, s, dtype=torch.float32, device="cpu", channels
     return features, logits
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels_last"])
 @pytest.mark.parametrize("s", [1, 2, 3, 4])
 @pytest.mark.parametrize("g", [1, 2, 4])
-@pytest.mark.parametrize("k", [1, 3, 5, 7])
-def test_fused_equals_unfused(k, g, s, channels_last, dtype):
+@pytest.mark.parametrize("k", [1, 3, 5, 7, 9])
+def test_fused_equals_unfused(k, g, s, channels_last, dtype, device):
     n, h, w = (1, 5, 7) if (k + g + s) % 2 else (2, 4, 37)  # odd sizes, and rows longer than a SIMD block
-    features, logits = make_logits(n, 3 * g, h, w, k, g, s, dtype=dtype, channels_last=channels_last)
+    features, logits = make_logits(n, 3 * g, h, w, k, g, s, dtype=dtype, device=device, channels_last=channels_last)
     for name, (error, allowed) in compare_normalized_with_reference(
         carafe_normalized, features, logits, k, g, s
     ).items():
@@ -85,15 +86,23 @@ def test_normalize_kernels_is_pixel_shuffle_then_softmax():
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_fused_is_cpu_only_for_now(device):
-    features, logits = make_logits(1, 4, 3, 4, 3, 1, 2, device=device)
-    if device == "cpu":
-        assert carafe_normalized(features, logits, 3, 1, 2).shape == (1, 4, 6, 8)
-        return
-    with pytest.raises(NotImplementedError, match="CPU only for now"):
-        carafe_normalized(features, logits, 3, 1, 2)
-    pack = CARAFEPack(4, 2, compressed_channels=4).to(device)
-    assert not pack._fuse(features, None) and pack(features).shape == (1, 4, 6, 8)
+def test_pack_fuses_by_default(device):
+    """CARAFEPack takes the fused path on every backend by default, with the unfused path's results."""
+    torch.manual_seed(0)
+    features = torch.randn(2, 8, 5, 6, device=device)
+    fused = CARAFEPack(8, 2, compressed_channels=4).to(device)
+    unfused = CARAFEPack(8, 2, compressed_channels=4, fused_normalizer=False).to(device)
+    unfused.load_state_dict(fused.state_dict())
+    assert fused._fuse(features, None) and not unfused._fuse(features, None)
+    x1 = features.clone().requires_grad_()
+    x2 = features.clone().requires_grad_()
+    y1, y2 = fused(x1), unfused(x2)
+    torch.testing.assert_close(y1, y2, rtol=1e-5, atol=1e-5)
+    y1.square().sum().backward()
+    y2.square().sum().backward()
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-4, atol=1e-5)
+    for p1, p2 in zip(fused.parameters(), unfused.parameters()):
+        torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,6 @@ def reassemble_normalized(
     inside the kernel (never written to memory)."""
     check_normalized_args(features, logits, kernel_size, group_size, scale_factor)
     device = _device(features)
-    _require_cpu_for_fused(features)
     output = _new_normalized_output(features, scale_factor)
     problem = _problem_normalized(features, kernel_size, group_size, scale_factor)
     _C.reassemble_normalized_forward(problem, device, _ref(features), _ref(logits), _ref(output))
@@ -163,17 +162,21 @@ def reassemble_normalized_backward(
     check_normalized_args(features, logits, kernel_size, group_size, scale_factor)
     check_grad_output(grad_output, features, _normalized_output_size(features, scale_factor))
     device = _device(features)
-    _require_cpu_for_fused(features)
+    problem = _problem_normalized(features, kernel_size, group_size, scale_factor)
     grad_features = torch.empty_like(features, memory_format=_memory_format(features))
     grad_logits = torch.empty_like(logits, memory_format=_memory_format(logits))
+    # CUDA: the softmax max and 1/sum of each output pixel (2/k^2 of the masks' size); none on the CPU
+    workspace = torch.empty(_C.normalized_backward_workspace_bytes(problem, device), dtype=torch.uint8,
+                            device=features.device)
     _C.reassemble_normalized_backward(
-        _problem_normalized(features, kernel_size, group_size, scale_factor),
+        problem,
         device,
         _ref(grad_output),
         _ref(features),
         _ref(logits),
         _ref(grad_features),
         _ref(grad_logits),
+        workspace.data_ptr(),
     )
     return grad_features, grad_logits
 
@@ -207,14 +210,6 @@ def _new_normalized_output(features: Tensor, scale_factor: int) -> Tensor:
 def _problem_normalized(features: Tensor, kernel_size: int, group_size: int, scale_factor: int):
     n, c, h, w = features.shape
     return _C.Problem(n, c, h, w, kernel_size, group_size, scale_factor, _DTYPES[features.dtype])
-
-
-def _require_cpu_for_fused(features: Tensor) -> None:
-    if features.device.type != "cpu":
-        raise NotImplementedError(
-            f"carafe: the fused kernel normalizer runs on the CPU only for now (got {features.device}); on other "
-            f"devices normalize the masks first: CARAFEPack(fused_normalizer=False), its default there"
-        )
 
 
 def reassemble_flops(features_shape, masks_shape, kernel_size: int) -> int:

@@ -81,8 +81,9 @@ def carafe_normalized(
         features: (N, C, H, W).
         logits: the content encoder's raw output, (N, scale_factor**2 * group_size * kernel_size**2, H, W).
 
-    CPU only for now; under autocast both inputs are cast to the autocast dtype; inside ``torch.onnx.export`` it
-    is traced as the unfused pure-PyTorch computation (standard ONNX operators).
+    Runs on the CPU and CUDA (whose backward takes a workspace of 2 numbers per output pixel and group for the
+    softmax statistics); under autocast both inputs are cast to the autocast dtype; inside ``torch.onnx.export``
+    it is traced as the unfused pure-PyTorch computation (standard ONNX operators).
     """
     features, logits = _autocast_inputs(features, logits, "logits")
     check_normalized_args(features, logits, kernel_size, group_size, scale_factor)

@@ -50,7 +50,8 @@ class CARAFEPack(nn.Module):
         compressed_channels: C_m, the channel compressor's output channels.
         fused_normalizer: normalize the kernels inside the reassembly (``carafe_normalized``: the masks are never
             written to memory) instead of with a pixel shuffle and a softmax before it. None (default): fused
-            where there is a fused kernel (the CPU), unfused elsewhere. Results are the same either way.
+            on the CPU and CUDA, unfused on other devices and for output sizes other than sigma x the input.
+            Results are the same either way.
     """
 
     def __init__(
@@ -102,7 +103,7 @@ class CARAFEPack(nn.Module):
         return normalize_kernels(mask, self.up_kernel, self.up_group, self.scale_factor)
 
     def _fuse(self, x: Tensor, size) -> bool:
-        fused = self.fused_normalizer if self.fused_normalizer is not None else x.device.type == "cpu"
+        fused = self.fused_normalizer if self.fused_normalizer is not None else x.device.type in ("cpu", "cuda")
         if not fused or size is None:
             return fused
         # the fused kernel makes sigma*H x sigma*W outputs; other sizes go through the resampled masks
