@@ -87,8 +87,6 @@ struct GivenMasks {
   T* grad;
   Strides grad_strides;
 
-  CARAFE_HD acc<T> at(int64_t n, int64_t mc, int64_t oy, int64_t ox) const { return masks.at(n, mc, oy, ox); }
-
   template <int K, int PY, int PX>
   CARAFE_HD void load(const Geometry& g, int64_t n, int64_t group, const OutputBlock& b,
                       acc<T> (&weight)[PY][PX][K * K]) const {
