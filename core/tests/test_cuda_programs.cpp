@@ -48,6 +48,18 @@ struct ProgramRunner : carafe_test::Runner {
   }
 };
 
+// Tensors whose strides could overflow the tile programs' 32-bit offsets go to the element programs.
+int check_offsets_fit() {
+  carafe::Problem p;
+  p.batch = 1; p.channels = 4; p.height = 3; p.width = 5; p.kernel_size = 5; p.scale_factor = 2;
+  const carafe::Geometry g = carafe::Geometry::of(p);
+  const int64_t row = int64_t(1) << 28;  // reach (k + 2) * 2 = 14 rows of 2^28 elements: past 2^31
+  const bool small = carafe::programs::offsets_fit(g, {{60, 15, 5, 1}, {240, 60, 10, 1}});
+  const bool large = carafe::programs::offsets_fit(g, {{60, 15, 5, 1}, {16 * row, 4 * row, row, 1}});
+  std::printf("32-bit offsets: %s\n", small && !large ? "ok" : "FAIL (offsets_fit is wrong)");
+  return small && !large ? 0 : 1;
+}
+
 }  // namespace
 
 int main() {
@@ -55,5 +67,6 @@ int main() {
   ProgramRunner unsliced(1), sliced(int64_t(1) << 40);
   int failed = carafe_test::check_grid(unsliced, "cuda thread programs (unsliced)");
   failed += carafe_test::check_grid(sliced, "cuda thread programs (sliced)");
+  failed += check_offsets_fit();
   return failed == 0 ? 0 : 1;
 }

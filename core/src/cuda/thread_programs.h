@@ -16,8 +16,8 @@
 // - The fused normalizer makes the weights from the content encoder's logits (pixel shuffle + softmax) in
 //   registers; its backward first writes each output pixel's softmax max and 1/sum to a small workspace
 //   (2 numbers per output pixel and group) that grad_features recomputes the weights from.
-// - float64, kernel sizes other than 3, 5, 7, and grad_features blocks larger than the register tile take
-//   element programs: one thread per output element, reassemble_elements.h.
+// - float64, kernel sizes other than 3, 5, 7, grad_features blocks larger than the register tile, and strides
+//   too large for 32-bit offsets take element programs: one thread per output element, reassemble_elements.h.
 //
 // Every output element is written by exactly one thread summing in a fixed order: no atomics, deterministic.
 #pragma once
@@ -25,6 +25,7 @@
 #include <math.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <type_traits>
 
 #include "dtype_dispatch.h"
@@ -215,6 +216,24 @@ CARAFE_HD acc<T> weight_at(const MasksFromStats<T>& masks, const Geometry&, int6
 }
 
 // ---- tile programs --------------------------------------------------------------------------------------------
+// Inside their channel loops the tile programs address elements by 32-bit offsets from one reference element
+// per channel, so that registers hold weights and sums rather than 64-bit addresses. offsets_fit() checks that
+// no offset can overflow; tensors with strides too large for that take the element programs.
+
+struct Offset32 {
+  int h, w;
+  CARAFE_HD explicit Offset32(const Strides& s) : h(int(s.h)), w(int(s.w)) {}
+  CARAFE_HD int operator()(int64_t dy, int64_t dx) const { return int(dy) * h + int(dx) * w; }
+};
+
+// Whether every tile program offset (at most `reach` rows and columns from the reference) fits in 32 bits.
+inline bool offsets_fit(const Geometry& g, std::initializer_list<Strides> tensors) {
+  const int64_t reach = (g.k + 2) * std::max<int64_t>({1, max_outputs(g.H, g.OH), max_outputs(g.W, g.OW)});
+  for (const Strides& s : tensors)
+    if (reach * ((s.h < 0 ? -s.h : s.h) + (s.w < 0 ? -s.w : s.w)) >= (int64_t(1) << 31)) return false;
+  return true;
+}
+
 
 // Y for the outputs of one block and the channels of one slice.
 template <typename T, int K, typename Weights>
@@ -242,20 +261,26 @@ struct ForwardTile {
     const int64_t c_end = min_of(c_begin + slice_len, (group + 1) * g.channels_per_group);
     acc<T> weight[PY][PX][K * K];
     weights.template load<K, PY, PX>(g, n, group, b, weight);
+    bool row_inside[K], col_inside[K];
+    CARAFE_UNROLL for (int a = 0; a < K; ++a) {
+      row_inside[a] = inside(h + a - K / 2, g.H);
+      col_inside[a] = inside(w + a - K / 2, g.W);
+    }
+    const Offset32 x_at(features.strides), y_at(out_strides);
     for (int64_t c = c_begin; c < c_end; ++c) {
+      const T* centre = features.data + element_offset(features.strides, n, c, h, w);
       acc<T> sum[PY][PX] = {};
       CARAFE_UNROLL for (int a = 0; a < K; ++a) {
-        const int64_t iy = h + a - K / 2;
-        const bool row_inside = inside(iy, g.H);
+        const T* row = centre + x_at(a - K / 2, 0);
         CARAFE_UNROLL for (int d = 0; d < K; ++d) {
-          const int64_t ix = w + d - K / 2;
-          const acc<T> v = (row_inside && inside(ix, g.W)) ? features.at(n, c, iy, ix) : acc<T>(0);
+          const acc<T> v = (row_inside[a] && col_inside[d]) ? load(row[x_at(0, d - K / 2)]) : acc<T>(0);
           CARAFE_UNROLL for (int py = 0; py < PY; ++py) CARAFE_UNROLL for (int px = 0; px < PX; ++px)
             sum[py][px] += weight[py][px][a * K + d] * v;
         }
       }
+      T* block = out + element_offset(out_strides, n, c, b.oy0, b.ox0);
       CARAFE_UNROLL for (int py = 0; py < PY; ++py) CARAFE_UNROLL for (int px = 0; px < PX; ++px)
-        if (py < b.ny && px < b.nx) out[element_offset(out_strides, n, c, b.oy0 + py, b.ox0 + px)] = store<T>(sum[py][px]);
+        if (py < b.ny && px < b.nx) block[y_at(py, px)] = store<T>(sum[py][px]);
     }
   }
 };
@@ -281,17 +306,23 @@ struct GradMasksTile {
     OutputBlock b;
     if (!output_block<PY, PX>(g, h, w, qy, qx, b)) return;
     acc<T> sum[PY][PX][K * K] = {};
+    bool row_inside[K], col_inside[K];
+    CARAFE_UNROLL for (int a = 0; a < K; ++a) {
+      row_inside[a] = inside(h + a - K / 2, g.H);
+      col_inside[a] = inside(w + a - K / 2, g.W);
+    }
+    const Offset32 x_at(features.strides), dy_at(grad_output.strides);
     const int64_t c_end = (group + 1) * g.channels_per_group;
     for (int64_t c = group * g.channels_per_group; c < c_end; ++c) {
+      const T* centre = features.data + element_offset(features.strides, n, c, h, w);
+      const T* block = grad_output.data + element_offset(grad_output.strides, n, c, b.oy0, b.ox0);
       acc<T> dy[PY][PX];
       CARAFE_UNROLL for (int py = 0; py < PY; ++py) CARAFE_UNROLL for (int px = 0; px < PX; ++px)
-        dy[py][px] = (py < b.ny && px < b.nx) ? grad_output.at(n, c, b.oy0 + py, b.ox0 + px) : acc<T>(0);
+        dy[py][px] = (py < b.ny && px < b.nx) ? load(block[dy_at(py, px)]) : acc<T>(0);
       CARAFE_UNROLL for (int a = 0; a < K; ++a) {
-        const int64_t iy = h + a - K / 2;
-        const bool row_inside = inside(iy, g.H);
+        const T* row = centre + x_at(a - K / 2, 0);
         CARAFE_UNROLL for (int d = 0; d < K; ++d) {
-          const int64_t ix = w + d - K / 2;
-          const acc<T> v = (row_inside && inside(ix, g.W)) ? features.at(n, c, iy, ix) : acc<T>(0);
+          const acc<T> v = (row_inside[a] && col_inside[d]) ? load(row[x_at(0, d - K / 2)]) : acc<T>(0);
           CARAFE_UNROLL for (int py = 0; py < PY; ++py) CARAFE_UNROLL for (int px = 0; px < PX; ++px)
             sum[py][px][a * K + d] += dy[py][px] * v;
         }
@@ -340,11 +371,22 @@ struct GradFeaturesTile {
       CARAFE_UNROLL for (int py = 0; py < PY; ++py) CARAFE_UNROLL for (int px = 0; px < PX; ++px)
         weight[a * K + d][py][px] = (py < ny[a] && px < nx[d])
             ? weight_at(masks, g, n, group, a * K + d, sy0 - a, sx0 - d, oy[a] + py, ox[d] + px) : acc<T>(0);
+    // dY is read relative to the first output of (h, w) itself
+    const int64_t oy_ref = first_output_of(h, g.H, g.OH), ox_ref = first_output_of(w, g.W, g.OW);
+    int ry[K], rx[K];
+    CARAFE_UNROLL for (int a = 0; a < K; ++a) {
+      ry[a] = int(oy[a] - oy_ref);
+      rx[a] = int(ox[a] - ox_ref);
+    }
+    const Offset32 dy_at(grad_output.strides);
     for (int64_t c = c_begin; c < c_end; ++c) {
+      const T* ref = grad_output.data + element_offset(grad_output.strides, n, c, oy_ref, ox_ref);
       acc<T> sum = 0;
-      CARAFE_UNROLL for (int a = 0; a < K; ++a) CARAFE_UNROLL for (int d = 0; d < K; ++d)
-        CARAFE_UNROLL for (int py = 0; py < PY; ++py) CARAFE_UNROLL for (int px = 0; px < PX; ++px)
-          if (py < ny[a] && px < nx[d]) sum += weight[a * K + d][py][px] * grad_output.at(n, c, oy[a] + py, ox[d] + px);
+      CARAFE_UNROLL for (int a = 0; a < K; ++a) CARAFE_UNROLL for (int py = 0; py < PY; ++py) {
+        const T* row = ref + dy_at(ry[a] + py, 0);
+        CARAFE_UNROLL for (int d = 0; d < K; ++d) CARAFE_UNROLL for (int px = 0; px < PX; ++px)
+          if (py < ny[a] && px < nx[d]) sum += weight[a * K + d][py][px] * load(row[dy_at(0, rx[d] + px)]);
+      }
       out[element_offset(out_strides, n, c, h, w)] = store<T>(sum);
     }
   }
@@ -517,19 +559,20 @@ void run_forward(const Geometry& g, const Operands<T>& x, const Weights& weights
   T* out = static_cast<T*>(output.data);
   dispatch_kernel_size<T>(g.k, [&](auto k_tag) {
     constexpr int K = decltype(k_tag)::value;
-    if constexpr (K == 0) {
-      if constexpr (std::is_same_v<Weights, GivenMasks<T>>) {
-        ex(FillElements<T, ForwardElement<T, Operands<T>>>{g.N, g.C, g.OH, g.OW, out, output.strides,
-                                                            {g, x, weights.masks}});
-      } else {
-        ex(FillElements<T, ForwardNormalizedElement<T>>{g.N, g.C, g.OH, g.OW, out, output.strides, {g, x, weights}});
+    if constexpr (K != 0) {
+      if (offsets_fit(g, {x.strides, output.strides})) {
+        using Program = ForwardTile<T, K, Weights>;
+        const int64_t by = (max_outputs(g.H, g.OH) + Program::PY - 1) / Program::PY;
+        const int64_t bx = (max_outputs(g.W, g.OW) + Program::PX - 1) / Program::PX;
+        const Slicing s = slice_channels(g, g.N * g.G * by * bx * g.H * g.W, ex.target_threads);
+        return ex(Program{g, x, weights, out, output.strides, by, bx, s.slices, s.slice_len});
       }
+    }
+    if constexpr (std::is_same_v<Weights, GivenMasks<T>>) {
+      ex(FillElements<T, ForwardElement<T, Operands<T>>>{g.N, g.C, g.OH, g.OW, out, output.strides,
+                                                          {g, x, weights.masks}});
     } else {
-      using Program = ForwardTile<T, K, Weights>;
-      const int64_t by = (max_outputs(g.H, g.OH) + Program::PY - 1) / Program::PY;
-      const int64_t bx = (max_outputs(g.W, g.OW) + Program::PX - 1) / Program::PX;
-      const Slicing s = slice_channels(g, g.N * g.G * by * bx * g.H * g.W, ex.target_threads);
-      ex(Program{g, x, weights, out, output.strides, by, bx, s.slices, s.slice_len});
+      ex(FillElements<T, ForwardNormalizedElement<T>>{g.N, g.C, g.OH, g.OW, out, output.strides, {g, x, weights}});
     }
   });
 }
@@ -542,7 +585,7 @@ void run_grad_features(const Geometry& g, const Operands<T>& dy, const Masks& ma
     constexpr int K = decltype(k_tag)::value;
     if constexpr (K != 0 && K <= 5) {  // at K 7 the weights of a sigma-2 pixel (196) do not fit in registers
       using Program = GradFeaturesTile<T, K, Masks>;
-      if (Program::fits(g)) {
+      if (Program::fits(g) && offsets_fit(g, {dy.strides})) {
         const Slicing s = slice_channels(g, g.N * g.G * g.H * g.W, ex.target_threads);
         return ex(Program{g, dy, masks, out, grad_features.strides, s.slices, s.slice_len});
       }
@@ -552,22 +595,26 @@ void run_grad_features(const Geometry& g, const Operands<T>& dy, const Masks& ma
   });
 }
 
+// grad_masks (weights: GivenMasks) or grad_logits (weights: EncoderLogits, whose element path needs the masks
+// recomputed from the softmax statistics, normalized)
 template <typename T, typename Weights, typename Executor>
 void run_grad_masks(const Geometry& g, const Operands<T>& dy, const Operands<T>& x, const Weights& weights,
-                    Executor& ex) {
+                    const MasksFromStats<T>* normalized, Executor& ex) {
   dispatch_kernel_size<T>(g.k, [&](auto k_tag) {
     constexpr int K = decltype(k_tag)::value;
-    if constexpr (K == 0) {
-      if constexpr (std::is_same_v<Weights, GivenMasks<T>>) {
-        ex(FillElements<T, GradMaskElement<T>>{g.N, int64_t(g.G) * g.k * g.k, g.OH, g.OW, weights.grad,
-                                               weights.grad_strides, {g, dy, x}});
+    if constexpr (K != 0) {
+      if (offsets_fit(g, {x.strides, dy.strides})) {
+        using Program = GradMasksTile<T, K, Weights>;
+        const int64_t by = (max_outputs(g.H, g.OH) + Program::PY - 1) / Program::PY;
+        const int64_t bx = (max_outputs(g.W, g.OW) + Program::PX - 1) / Program::PX;
+        return ex(Program{g, dy, x, weights, by, bx});
       }
-      // (the fused normalizer's element path is GradLogitsElement, run by reassemble_normalized_backward)
+    }
+    if constexpr (std::is_same_v<Weights, GivenMasks<T>>) {
+      ex(FillElements<T, GradMaskElement<T>>{g.N, int64_t(g.G) * g.k * g.k, g.OH, g.OW, weights.grad,
+                                             weights.grad_strides, {g, dy, x}});
     } else {
-      using Program = GradMasksTile<T, K, Weights>;
-      const int64_t by = (max_outputs(g.H, g.OH) + Program::PY - 1) / Program::PY;
-      const int64_t bx = (max_outputs(g.W, g.OW) + Program::PX - 1) / Program::PX;
-      ex(Program{g, dy, x, weights, by, bx});
+      ex(GradLogitsElement<T>{g, dy, x, *normalized, weights.grad, weights.grad_strides});
     }
   });
 }
@@ -595,7 +642,7 @@ void reassemble_backward(const Problem& problem, ConstTensorRef grad_output, Con
     const GivenMasks<T> m{{static_cast<const T*>(masks.data), masks.strides}, static_cast<T*>(grad_masks.data),
                           grad_masks.strides};
     run_grad_features(g, dy, m.masks, grad_features, ex);
-    run_grad_masks(g, dy, x, m, ex);
+    run_grad_masks(g, dy, x, m, static_cast<const MasksFromStats<T>*>(nullptr), ex);
   });
 }
 
@@ -632,13 +679,7 @@ void reassemble_normalized_backward(const Problem& problem, ConstTensorRef grad_
     const MasksFromStats<T> masks{g, l, stats};
     ex(SoftmaxStatsProgram<T>{g, l, stats});
     run_grad_features(g, dy, masks, grad_features, ex);
-    bool tiled = false;
-    dispatch_kernel_size<T>(g.k, [&](auto k_tag) { tiled = decltype(k_tag)::value != 0; });
-    if (tiled) {
-      run_grad_masks(g, dy, x, l, ex);
-    } else {
-      ex(GradLogitsElement<T>{g, dy, x, masks, l.grad, l.grad_strides});
-    }
+    run_grad_masks(g, dy, x, l, &masks, ex);
   });
 }
 
