@@ -140,31 +140,40 @@ struct EncoderLogits {
     CARAFE_UNROLL for (int t = 0; t < KK; ++t) v[t] *= inverse;
   }
 
+  // the softmax weights of output (oy, ox) of the block's source pixel
+  template <int KK>
+  CARAFE_HD void load_pixel(const Geometry& g, int64_t n, int64_t group, const OutputBlock& b, int64_t oy,
+                            int64_t ox, acc<T> (&weight)[KK]) const {
+    CARAFE_UNROLL for (int t = 0; t < KK; ++t) weight[t] = logit_of(g, n, mask_channel(group, t, g), b.h, b.w, oy, ox);
+    softmax(weight);
+  }
+
   template <int K, int PY, int PX>
   CARAFE_HD void load(const Geometry& g, int64_t n, int64_t group, const OutputBlock& b,
                       acc<T> (&weight)[PY][PX][K * K]) const {
     CARAFE_UNROLL for (int py = 0; py < PY; ++py) CARAFE_UNROLL for (int px = 0; px < PX; ++px) {
-      const bool valid = py < b.ny && px < b.nx;
-      CARAFE_UNROLL for (int t = 0; t < K * K; ++t) weight[py][px][t] =
-          valid ? logit_of(g, n, mask_channel(group, t, g), b.h, b.w, b.oy0 + py, b.ox0 + px) : acc<T>(0);
-      if (valid) softmax(weight[py][px]);
+      if (py < b.ny && px < b.nx) {
+        load_pixel(g, n, group, b, b.oy0 + py, b.ox0 + px, weight[py][px]);
+      } else {
+        CARAFE_UNROLL for (int t = 0; t < K * K; ++t) weight[py][px][t] = acc<T>(0);
+      }
     }
   }
 
-  // dL/dlogit_t = p_t * (dM_t - sum_u p_u dM_u), with p recomputed
+  // dL/dlogit_t = p_t * (dM_t - sum_u p_u dM_u), with p recomputed one output pixel at a time
   template <int K, int PY, int PX>
   CARAFE_HD void store_gradient(const Geometry& g, int64_t n, int64_t group, const OutputBlock& b,
                                 const acc<T> (&grad_weight)[PY][PX][K * K]) const {
-    acc<T> p[PY][PX][K * K];
-    load<K, PY, PX>(g, n, group, b, p);
     CARAFE_UNROLL for (int py = 0; py < PY; ++py) CARAFE_UNROLL for (int px = 0; px < PX; ++px) {
       if (py >= b.ny || px >= b.nx) continue;
       const int64_t oy = b.oy0 + py, ox = b.ox0 + px;
+      acc<T> p[K * K];
+      load_pixel(g, n, group, b, oy, ox, p);
       acc<T> dot = 0;
-      CARAFE_UNROLL for (int t = 0; t < K * K; ++t) dot += p[py][px][t] * grad_weight[py][px][t];
+      CARAFE_UNROLL for (int t = 0; t < K * K; ++t) dot += p[t] * grad_weight[py][px][t];
       CARAFE_UNROLL for (int t = 0; t < K * K; ++t) {
         const int64_t c = (mask_channel(group, t, g) * g.sigma + oy - g.sigma * b.h) * g.sigma + ox - g.sigma * b.w;
-        grad[element_offset(grad_strides, n, c, b.h, b.w)] = store<T>(p[py][px][t] * (grad_weight[py][px][t] - dot));
+        grad[element_offset(grad_strides, n, c, b.h, b.w)] = store<T>(p[t] * (grad_weight[py][px][t] - dot));
       }
     }
   }
