@@ -3,6 +3,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <stdexcept>
 #include <string>
 
@@ -46,10 +48,19 @@ struct CudaExecutor {
   cudaStream_t stream;
   int64_t target_threads;  // enough resident threads to fill the GPU twice over
 
-  explicit CudaExecutor(const Device& device) : stream(reinterpret_cast<cudaStream_t>(device.stream)) {
+  explicit CudaExecutor(const Device& device)
+      : stream(reinterpret_cast<cudaStream_t>(device.stream)),
+        target_threads(int64_t(multiprocessors(device.index)) * 2048 * 2) {}
+
+  // the device's multiprocessor count, asked once per device (not on every call of an op)
+  static int multiprocessors(int index) {
+    static std::array<std::atomic<int>, 64> known{};
+    std::atomic<int>* slot = index >= 0 && index < int(known.size()) ? &known[size_t(index)] : nullptr;
+    if (slot != nullptr && slot->load() > 0) return slot->load();
     int sms = 0;
-    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device.index), "cudaDeviceGetAttribute");
-    target_threads = int64_t(sms) * 2048 * 2;
+    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, index), "cudaDeviceGetAttribute");
+    if (slot != nullptr) slot->store(sms);
+    return sms;
   }
 
   template <typename Program>

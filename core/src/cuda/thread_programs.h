@@ -129,6 +129,20 @@ struct EncoderLogits {
     return logits.at(n, (mc * g.sigma + oy - g.sigma * h) * g.sigma + ox - g.sigma * w, h, w);
   }
 
+  // the max and 1/sum of exp(logit - max) over the taps first .. first + k*k - 1 of output (oy, ox)
+  CARAFE_HD void softmax_stats(const Geometry& g, int64_t n, int64_t first, int64_t oy, int64_t ox, acc<T>& top,
+                               acc<T>& inverse) const {
+    const int taps = g.k * g.k;
+    top = logit(g, n, first, oy, ox);
+    for (int t = 1; t < taps; ++t) {
+      const acc<T> v = logit(g, n, first + t, oy, ox);
+      top = top < v ? v : top;
+    }
+    acc<T> sum = 0;
+    for (int t = 0; t < taps; ++t) sum += exponential(logit(g, n, first + t, oy, ox) - top);
+    inverse = acc<T>(1) / sum;
+  }
+
   // softmax over the taps of one output pixel, in place; the max is subtracted first
   template <int KK>
   CARAFE_HD static void softmax(acc<T> (&v)[KK]) {
@@ -243,6 +257,42 @@ inline bool offsets_fit(const Geometry& g, std::initializer_list<Strides> tensor
   return true;
 }
 
+// Thread i of a tile program: source pixel (h, w) fastest (neighbouring threads, neighbouring columns), then
+// output block (qy, qx), channel slice, group, batch.
+struct TileIndex {
+  int64_t n, group, slice, h, w, qy, qx;
+};
+struct TileGrid {
+  int64_t blocks_y, blocks_x, slices;
+
+  int64_t threads(const Geometry& g) const { return g.N * g.G * slices * blocks_y * blocks_x * g.H * g.W; }
+  CARAFE_HD TileIndex index(const Geometry& g, int64_t i) const {
+    TileIndex t;
+    t.w = i % g.W; i /= g.W;
+    t.h = i % g.H; i /= g.H;
+    t.qx = i % blocks_x; i /= blocks_x;
+    t.qy = i % blocks_y; i /= blocks_y;
+    t.slice = i % slices; i /= slices;
+    t.group = i % g.G;
+    t.n = i / g.G;
+    return t;
+  }
+};
+
+// The blocks of PY x PX outputs that cover the outputs of any source pixel.
+template <int PY, int PX>
+TileGrid tile_grid(const Geometry& g, int64_t slices) {
+  return {(max_outputs(g.H, g.OH) + PY - 1) / PY, (max_outputs(g.W, g.OW) + PX - 1) / PX, slices};
+}
+
+// Which rows and columns of the k x k window around (h, w) lie inside the features.
+template <int K>
+CARAFE_HD void window_inside(const Geometry& g, int64_t h, int64_t w, bool (&rows)[K], bool (&cols)[K]) {
+  CARAFE_UNROLL for (int a = 0; a < K; ++a) {
+    rows[a] = inside(h + a - K / 2, g.H);
+    cols[a] = inside(w + a - K / 2, g.W);
+  }
+}
 
 // Y for the outputs of one block and the channels of one slice.
 template <typename T, int K, typename Weights>
@@ -253,28 +303,22 @@ struct ForwardTile {
   Weights weights;
   T* out;
   Strides out_strides;
-  int64_t blocks_y, blocks_x, slices, slice_len;
+  TileGrid grid;
+  int64_t slice_len;
 
-  int64_t threads() const { return g.N * g.G * slices * blocks_y * blocks_x * g.H * g.W; }
+  int64_t threads() const { return grid.threads(g); }
 
   CARAFE_HD void operator()(int64_t i) const {
-    const int64_t w = i % g.W; i /= g.W;
-    const int64_t h = i % g.H; i /= g.H;
-    const int64_t qx = i % blocks_x; i /= blocks_x;
-    const int64_t qy = i % blocks_y; i /= blocks_y;
-    const int64_t slice = i % slices; i /= slices;
-    const int64_t group = i % g.G, n = i / g.G;
+    const TileIndex t = grid.index(g, i);
+    const int64_t n = t.n, group = t.group, h = t.h, w = t.w;
     OutputBlock b;
-    if (!output_block<PY, PX>(g, h, w, qy, qx, b)) return;
-    const int64_t c_begin = group * g.channels_per_group + slice * slice_len;
+    if (!output_block<PY, PX>(g, h, w, t.qy, t.qx, b)) return;
+    const int64_t c_begin = group * g.channels_per_group + t.slice * slice_len;
     const int64_t c_end = min_of(c_begin + slice_len, (group + 1) * g.channels_per_group);
     acc<T> weight[PY][PX][K * K];
     weights.template load<K, PY, PX>(g, n, group, b, weight);
     bool row_inside[K], col_inside[K];
-    CARAFE_UNROLL for (int a = 0; a < K; ++a) {
-      row_inside[a] = inside(h + a - K / 2, g.H);
-      col_inside[a] = inside(w + a - K / 2, g.W);
-    }
+    window_inside(g, h, w, row_inside, col_inside);
     const Offset32 x_at(features.strides), y_at(out_strides);
     for (int64_t c = c_begin; c < c_end; ++c) {
       const T* centre = features.data + element_offset(features.strides, n, c, h, w);
@@ -302,24 +346,18 @@ struct GradMasksTile {
   Geometry g;
   Operands<T> grad_output, features;
   Weights weights;
-  int64_t blocks_y, blocks_x;
+  TileGrid grid;  // one slice: every channel of the group
 
-  int64_t threads() const { return g.N * g.G * blocks_y * blocks_x * g.H * g.W; }
+  int64_t threads() const { return grid.threads(g); }
 
   CARAFE_HD void operator()(int64_t i) const {
-    const int64_t w = i % g.W; i /= g.W;
-    const int64_t h = i % g.H; i /= g.H;
-    const int64_t qx = i % blocks_x; i /= blocks_x;
-    const int64_t qy = i % blocks_y; i /= blocks_y;
-    const int64_t group = i % g.G, n = i / g.G;
+    const TileIndex t = grid.index(g, i);
+    const int64_t n = t.n, group = t.group, h = t.h, w = t.w;
     OutputBlock b;
-    if (!output_block<PY, PX>(g, h, w, qy, qx, b)) return;
+    if (!output_block<PY, PX>(g, h, w, t.qy, t.qx, b)) return;
     acc<T> sum[PY][PX][K * K] = {};
     bool row_inside[K], col_inside[K];
-    CARAFE_UNROLL for (int a = 0; a < K; ++a) {
-      row_inside[a] = inside(h + a - K / 2, g.H);
-      col_inside[a] = inside(w + a - K / 2, g.W);
-    }
+    window_inside(g, h, w, row_inside, col_inside);
     const Offset32 x_at(features.strides), dy_at(grad_output.strides);
     const int64_t c_end = (group + 1) * g.channels_per_group;
     for (int64_t c = group * g.channels_per_group; c < c_end; ++c) {
@@ -413,16 +451,10 @@ struct SoftmaxStatsProgram {
   CARAFE_HD void operator()(int64_t i) const {
     const int64_t ox = i % g.OW, oy = (i / g.OW) % g.OH, group = (i / (g.OW * g.OH)) % g.G;
     const int64_t n = i / (g.OW * g.OH * g.G);
-    const int taps = g.k * g.k;
-    acc<T> top = source.logit(g, n, mask_channel(group, 0, g), oy, ox);
-    for (int t = 1; t < taps; ++t) {
-      const acc<T> v = source.logit(g, n, mask_channel(group, t, g), oy, ox);
-      top = top < v ? v : top;
-    }
-    acc<T> sum = 0;
-    for (int t = 0; t < taps; ++t) sum += exponential(source.logit(g, n, mask_channel(group, t, g), oy, ox) - top);
+    acc<T> top, inverse;
+    source.softmax_stats(g, n, mask_channel(group, 0, g), oy, ox, top, inverse);
     stats.data[i] = top;
-    stats.data[stats.count + i] = acc<T>(1) / sum;
+    stats.data[stats.count + i] = inverse;
   }
 };
 
@@ -479,22 +511,14 @@ struct ForwardNormalizedElement {
   Operands<T> features;
   EncoderLogits<T> source;
   CARAFE_HD acc<T> operator()(int64_t n, int64_t c, int64_t oy, int64_t ox) const {
-    const int64_t first = mask_channel(group_of_channel(c, g), 0, g);
-    const int taps = g.k * g.k;
-    acc<T> top = source.logit(g, n, first, oy, ox);
-    for (int t = 1; t < taps; ++t) {
-      const acc<T> v = source.logit(g, n, first + t, oy, ox);
-      top = top < v ? v : top;
-    }
-    acc<T> sum = 0;
-    for (int t = 0; t < taps; ++t) sum += exponential(source.logit(g, n, first + t, oy, ox) - top);
-    const SoftmaxOfPixel softmax{this, n, first, oy, ox, top, acc<T>(1) / sum};
+    SoftmaxOfPixel softmax{this, n, oy, ox, 0, 0};
+    source.softmax_stats(g, n, mask_channel(group_of_channel(c, g), 0, g), oy, ox, softmax.top, softmax.inverse);
     return forward_element(g, features, softmax, n, c, oy, ox);
   }
   // the weights of one output pixel as a masks accessor (forward_element asks only for that pixel's taps)
   struct SoftmaxOfPixel {
     const ForwardNormalizedElement* self;
-    int64_t n, first, oy, ox;
+    int64_t n, oy, ox;
     acc<T> top, inverse;
     CARAFE_HD acc<T> at(int64_t, int64_t mc, int64_t, int64_t) const {
       return exponential(self->source.logit(self->g, n, mc, oy, ox) - top) * inverse;
@@ -571,10 +595,10 @@ void run_forward(const Geometry& g, const Operands<T>& x, const Weights& weights
     if constexpr (K != 0) {
       if (offsets_fit(g, {x.strides, output.strides})) {
         using Program = ForwardTile<T, K, Weights>;
-        const int64_t by = (max_outputs(g.H, g.OH) + Program::PY - 1) / Program::PY;
-        const int64_t bx = (max_outputs(g.W, g.OW) + Program::PX - 1) / Program::PX;
-        const Slicing s = slice_channels(g, g.N * g.G * by * bx * g.H * g.W, ex.target_threads);
-        return ex(Program{g, x, weights, out, output.strides, by, bx, s.slices, s.slice_len});
+        TileGrid grid = tile_grid<Program::PY, Program::PX>(g, 1);
+        const Slicing s = slice_channels(g, grid.threads(g), ex.target_threads);
+        grid.slices = s.slices;
+        return ex(Program{g, x, weights, out, output.strides, grid, s.slice_len});
       }
     }
     if constexpr (std::is_same_v<Weights, GivenMasks<T>>) {
@@ -614,9 +638,7 @@ void run_grad_masks(const Geometry& g, const Operands<T>& dy, const Operands<T>&
     if constexpr (K != 0) {
       if (offsets_fit(g, {x.strides, dy.strides})) {
         using Program = GradMasksTile<T, K, Weights>;
-        const int64_t by = (max_outputs(g.H, g.OH) + Program::PY - 1) / Program::PY;
-        const int64_t bx = (max_outputs(g.W, g.OW) + Program::PX - 1) / Program::PX;
-        return ex(Program{g, dy, x, weights, by, bx});
+        return ex(Program{g, dy, x, weights, tile_grid<Program::PY, Program::PX>(g, 1)});
       }
     }
     if constexpr (std::is_same_v<Weights, GivenMasks<T>>) {
