@@ -15,12 +15,8 @@ parameter counts, as a table and as JSON.
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
 import torch
-from carafe_engine import time_steps
+from carafe_engine.benchmark import benchmark_device, save_step_results, step_benchmark_parser, time_steps
 
 from .torchvision_engine.config import load_torchvision_config
 from .torchvision_engine.model import build_model
@@ -88,33 +84,19 @@ def benchmark_config(config: str, device: torch.device, batch: int, size: tuple[
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="carafe-det-step-benchmark", description=__doc__.split("\n\n")[0],
-                                     epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("configs", nargs="*", default=DEFAULT_CONFIGS, help="config files or shipped config names")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch", type=int, default=2, help="images per step (the paper: 2 per GPU)")
-    parser.add_argument("--size", type=int, nargs=2, default=(800, 1333), metavar=("H", "W"))
+    parser = step_benchmark_parser("carafe-det-step-benchmark", __doc__, DEFAULT_CONFIGS, (800, 1333))
     parser.add_argument("--objects", type=int, default=8, help="ground-truth objects per image")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--output", type=Path, default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
-    device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    device, name = benchmark_device(args.device)
     results = [benchmark_config(c, device, args.batch, tuple(args.size), args.objects, args.warmup, args.steps)
                for c in args.configs]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"training step, batch {args.batch} x {args.size[0]}x{args.size[1]}, {name}, torch {torch.__version__}")
     print(f"{'model':<32}{'step (s)':>10}{'peak GiB':>10}{'params':>12}{'neck':>12}  padded")
     for r in results:
         memory = f"{r['peak_memory_gib']:.2f}" if r["peak_memory_gib"] is not None else "-"
         print(f"{r['model']:<32}{r['median_step_s']:10.3f}{memory:>10}{r['parameters']:12d}{r['neck_parameters']:12d}"
               f"  {r['padded_input'][0]}x{r['padded_input'][1]}")
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps({"device": name, "torch": torch.__version__, "batch": args.batch,
-                                           "size": list(args.size), "results": results}, indent=2))
+    save_step_results(args, name, results)
     return 0
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import torch
+
+from .progress import write_json_atomic
 
 
 def time_steps(step: Callable[[int], Any], device: torch.device | str, warmup: int = 3, steps: int = 10) -> dict:
@@ -33,3 +37,35 @@ def time_steps(step: Callable[[int], Any], device: torch.device | str, warmup: i
         "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None,
         "last": result,
     }
+
+
+def step_benchmark_parser(prog: str, doc: str, configs: Sequence[str], size: tuple[int, int]) -> argparse.ArgumentParser:
+    """The arguments the config-driven step benchmarks share: config files, --device, --batch (2 per GPU, as
+    the paper), --size H W, --warmup, --steps, --output. doc: the module docstring (first paragraph: the
+    description, all of it: the epilog)."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0], epilog=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("configs", nargs="*", default=list(configs), help="config files or shipped config names")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int, default=2, help="images per step (the paper: 2 per GPU)")
+    parser.add_argument("--size", type=int, nargs=2, default=tuple(size), metavar=("H", "W"))
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--output", type=Path, default=None, help="JSON file for the results")
+    return parser
+
+
+def benchmark_device(name: str) -> tuple[torch.device, str]:
+    """The device to time on (cuDNN autotuning on for CUDA) and its name for the report."""
+    device = torch.device(name)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        return device, torch.cuda.get_device_name(device)
+    return device, device.type
+
+
+def save_step_results(args: argparse.Namespace, device_name: str, results: list) -> None:
+    """Writes the results of a step_benchmark_parser run as JSON to args.output, if given."""
+    if args.output:
+        write_json_atomic(args.output, {"device": device_name, "torch": torch.__version__, "batch": args.batch,
+                                        "size": list(args.size), "results": results})

@@ -13,12 +13,8 @@ allocator's peak; CPU: not measured) and the parameter counts, and writes them a
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
 import torch
-from carafe_engine import time_steps
+from carafe_engine.benchmark import benchmark_device, save_step_results, step_benchmark_parser, time_steps
 
 from .config import load_seg_config
 from .data.transforms import IGNORE_INDEX, pad_batch
@@ -59,31 +55,17 @@ def benchmark_config(config: str, device: torch.device, batch: int, size: tuple[
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="carafe-seg-step-benchmark", description=__doc__.split("\n\n")[0],
-                                     epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("configs", nargs="*", default=DEFAULT_CONFIGS, help="config files or shipped config names")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch", type=int, default=2, help="images per step (the paper: 2 per GPU)")
-    parser.add_argument("--size", type=int, nargs=2, default=(600, 800), metavar=("H", "W"))
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--output", type=Path, default=None, help="JSON file for the results")
+    parser = step_benchmark_parser("carafe-seg-step-benchmark", __doc__, DEFAULT_CONFIGS, (600, 800))
     args = parser.parse_args(argv)
-    device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    device, name = benchmark_device(args.device)
     results = [benchmark_config(c, device, args.batch, tuple(args.size), args.warmup, args.steps) for c in args.configs]
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"training step, batch {args.batch} x {args.size[0]}x{args.size[1]}, {name}, torch {torch.__version__}")
     print(f"{'upsamplers':<24}{'step (s)':>10}{'peak GiB':>10}{'params':>12}{'decoder':>12}")
     for r in results:
         memory = f"{r['peak_memory_gib']:.2f}" if r["peak_memory_gib"] is not None else "-"
         print(f"{r['upsamplers']:<24}{r['median_step_s']:10.3f}{memory:>10}{r['parameters']:12d}"
               f"{r['decoder_parameters']:12d}")
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps({"device": name, "torch": torch.__version__, "batch": args.batch,
-                                           "size": list(args.size), "results": results}, indent=2))
+    save_step_results(args, name, results)
     return 0
 
 
