@@ -49,8 +49,9 @@ void validate(const Problem& p) {
           "kernel_size must be an odd integer >= 1, got " + std::to_string(p.kernel_size));
   require(p.scale_factor >= 1, "scale_factor must be an integer >= 1, got " + std::to_string(p.scale_factor));
   require(p.group_size >= 1, "group_size must be an integer >= 1, got " + std::to_string(p.group_size));
-  require(p.batch > 0 && p.channels > 0 && p.height > 0 && p.width > 0,
-          "features must be non-empty, got (N, C, H, W) = (" + std::to_string(p.batch) + ", " +
+  // N = 0 is valid (a Mask R-CNN mask head on an image without detections): the ops then do nothing
+  require(p.batch >= 0 && p.channels > 0 && p.height > 0 && p.width > 0,
+          "features must have N >= 0 and C, H, W > 0, got (N, C, H, W) = (" + std::to_string(p.batch) + ", " +
               std::to_string(p.channels) + ", " + std::to_string(p.height) + ", " + std::to_string(p.width) + ")");
   require(p.channels % p.group_size == 0, "channels (" + std::to_string(p.channels) +
                                               ") must be divisible by group_size (" +
@@ -65,6 +66,7 @@ void validate(const Problem& p) {
 void reassemble_forward(const Problem& problem, const Device& device, ConstTensorRef features,
                         ConstTensorRef masks, TensorRef output) {
   validate(problem);
+  if (problem.batch == 0) return;  // nothing to compute or write
   require_data(features.data, "features");
   require_data(masks.data, "masks");
   require_data(output.data, "output");
@@ -77,6 +79,7 @@ void reassemble_backward(const Problem& problem, const Device& device, ConstTens
                          ConstTensorRef features, ConstTensorRef masks, TensorRef grad_features,
                          TensorRef grad_masks) {
   validate(problem);
+  if (problem.batch == 0) return;  // nothing to compute or write
   require_data(grad_output.data, "grad_output");
   require_data(features.data, "features");
   require_data(masks.data, "masks");
@@ -93,6 +96,7 @@ void reassemble_normalized_forward(const Problem& problem, const Device& device,
                                    ConstTensorRef logits, TensorRef output) {
   validate(problem);
   require_default_output_size(problem);
+  if (problem.batch == 0) return;  // nothing to compute or write
   require_data(features.data, "features");
   require_data(logits.data, "logits");
   require_data(output.data, "output");
@@ -112,6 +116,7 @@ void reassemble_normalized_backward(const Problem& problem, const Device& device
                                     TensorRef grad_logits, void* workspace) {
   validate(problem);
   require_default_output_size(problem);
+  if (problem.batch == 0) return;  // nothing to compute or write
   require_data(grad_output.data, "grad_output");
   require_data(features.data, "features");
   require_data(logits.data, "logits");

@@ -60,5 +60,6 @@ int main() {
   int failed = carafe_test::check_grid(serial, "cpu (1 thread)");
   failed += carafe_test::check_grid(threaded, "cpu (3 threads)");
   failed += check_thread_independence();
+  failed += carafe_test::check_empty_batch(carafe::Device{}, "cpu");
   return failed == 0 ? 0 : 1;
 }

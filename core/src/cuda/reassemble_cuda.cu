@@ -22,19 +22,29 @@ void check(cudaError_t status, const char* what) {
   }
 }
 
-// Makes device.index current for the scope of a call, and restores the caller's device after it.
+// Makes device.index current for the scope of a call and, only if that changed it, restores the caller's
+// device after it. Callers that manage devices themselves (carafe-ops enters torch.cuda.device first, which
+// creates no context on a device it merely restores) make this a no-op: nothing here touches the current
+// device when it already is device.index, so no context is ever created on another GPU.
 class DeviceGuard {
  public:
   explicit DeviceGuard(int index) {
     check(cudaGetDevice(&previous_), "cudaGetDevice");
-    if (previous_ != index) check(cudaSetDevice(index), "cudaSetDevice");
+    if (previous_ != index) {
+      check(cudaSetDevice(index), "cudaSetDevice");
+      changed_ = true;
+    }
   }
-  ~DeviceGuard() { cudaSetDevice(previous_); }
+  ~DeviceGuard() {
+    // a destructor cannot throw: a failed restore is cleared here, not reported later as a launch failure
+    if (changed_ && cudaSetDevice(previous_) != cudaSuccess) (void)cudaGetLastError();
+  }
   DeviceGuard(const DeviceGuard&) = delete;
   DeviceGuard& operator=(const DeviceGuard&) = delete;
 
  private:
   int previous_ = 0;
+  bool changed_ = false;
 };
 
 // Runs a thread program (thread_programs.h) over a grid-stride loop: program(i) for every i < threads.

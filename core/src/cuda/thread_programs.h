@@ -403,14 +403,18 @@ struct GradFeaturesTile {
     const int64_t c_end = min_of(c_begin + slice_len, (group + 1) * g.channels_per_group);
     if (c_begin >= c_end) return;
     // tap row a reads (h, .) from the outputs of source row h - (a - r): rows oy[a] .. oy[a] + ny[a] - 1
+    // dY is read relative to the first output of (h, w) itself
+    const int64_t oy_ref = first_output_of(h, g.H, g.OH), ox_ref = first_output_of(w, g.W, g.OW);
     int64_t oy[K], ox[K];
     int ny[K], nx[K];
     const int64_t sy0 = h + K / 2, sx0 = w + K / 2;  // source row (column) of tap row (column) a: sy0 - a
     CARAFE_UNROLL for (int a = 0; a < K; ++a) {
+      // taps outside the image read nothing (ny, nx 0); they get the reference position, so that even their
+      // unused 32-bit row offsets below stay small
       const int64_t sy = h - (a - K / 2), sx = w - (a - K / 2);
-      oy[a] = inside(sy, g.H) ? first_output_of(sy, g.H, g.OH) : 0;
+      oy[a] = inside(sy, g.H) ? first_output_of(sy, g.H, g.OH) : oy_ref;
       ny[a] = inside(sy, g.H) ? int(first_output_of(sy + 1, g.H, g.OH) - oy[a]) : 0;
-      ox[a] = inside(sx, g.W) ? first_output_of(sx, g.W, g.OW) : 0;
+      ox[a] = inside(sx, g.W) ? first_output_of(sx, g.W, g.OW) : ox_ref;
       nx[a] = inside(sx, g.W) ? int(first_output_of(sx + 1, g.W, g.OW) - ox[a]) : 0;
     }
     acc<T> weight[K * K][PY][PX];
@@ -418,8 +422,6 @@ struct GradFeaturesTile {
       CARAFE_UNROLL for (int py = 0; py < PY; ++py) CARAFE_UNROLL for (int px = 0; px < PX; ++px)
         weight[a * K + d][py][px] = (py < ny[a] && px < nx[d])
             ? weight_at(masks, g, n, group, a * K + d, sy0 - a, sx0 - d, oy[a] + py, ox[d] + px) : acc<T>(0);
-    // dY is read relative to the first output of (h, w) itself
-    const int64_t oy_ref = first_output_of(h, g.H, g.OH), ox_ref = first_output_of(w, g.W, g.OW);
     int ry[K], rx[K];
     CARAFE_UNROLL for (int a = 0; a < K; ++a) {
       ry[a] = int(oy[a] - oy_ref);

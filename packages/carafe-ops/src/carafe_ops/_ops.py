@@ -14,6 +14,8 @@ the kernels.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import Tensor
 from torch.utils.flop_counter import register_flop_formula
@@ -70,6 +72,12 @@ def _device(tensor: Tensor):
     raise RuntimeError(f"carafe: no backend for tensors on {tensor.device}; carafe-ops runs on cpu and cuda")
 
 
+def _on_device(tensor: Tensor):
+    """The tensor's CUDA device made current around a kernel call (PyTorch's own device guard: it creates no
+    context on the device it restores), so that libcarafe's guard finds nothing to change."""
+    return torch.cuda.device(tensor.device) if tensor.device.type == "cuda" else contextlib.nullcontext()
+
+
 def _ref(tensor: Tensor):
     return tensor.data_ptr(), tuple(tensor.stride())
 
@@ -80,7 +88,8 @@ def reassemble(features: Tensor, masks: Tensor, kernel_size: int, group_size: in
     device = _device(features)
     output = _new_output(features, masks)
     problem = _problem(features, masks, kernel_size, group_size, scale_factor)
-    _C.reassemble_forward(problem, device, _ref(features), _ref(masks), _ref(output))
+    with _on_device(features):
+        _C.reassemble_forward(problem, device, _ref(features), _ref(masks), _ref(output))
     return output
 
 
@@ -99,15 +108,10 @@ def reassemble_backward(
     device = _device(features)
     grad_features = torch.empty_like(features, memory_format=_memory_format(features))
     grad_masks = torch.empty_like(masks, memory_format=_memory_format(masks))
-    _C.reassemble_backward(
-        _problem(features, masks, kernel_size, group_size, scale_factor),
-        device,
-        _ref(grad_output),
-        _ref(features),
-        _ref(masks),
-        _ref(grad_features),
-        _ref(grad_masks),
-    )
+    problem = _problem(features, masks, kernel_size, group_size, scale_factor)
+    with _on_device(features):
+        _C.reassemble_backward(problem, device, _ref(grad_output), _ref(features), _ref(masks), _ref(grad_features),
+                               _ref(grad_masks))
     return grad_features, grad_masks
 
 
@@ -145,7 +149,8 @@ def reassemble_normalized(
     device = _device(features)
     output = _new_normalized_output(features, scale_factor)
     problem = _problem_normalized(features, kernel_size, group_size, scale_factor)
-    _C.reassemble_normalized_forward(problem, device, _ref(features), _ref(logits), _ref(output))
+    with _on_device(features):
+        _C.reassemble_normalized_forward(problem, device, _ref(features), _ref(logits), _ref(output))
     return output
 
 
@@ -168,16 +173,9 @@ def reassemble_normalized_backward(
     # CUDA: the softmax max and 1/sum of each output pixel (2/k^2 of the masks' size); none on the CPU
     workspace = torch.empty(_C.normalized_backward_workspace_bytes(problem, device), dtype=torch.uint8,
                             device=features.device)
-    _C.reassemble_normalized_backward(
-        problem,
-        device,
-        _ref(grad_output),
-        _ref(features),
-        _ref(logits),
-        _ref(grad_features),
-        _ref(grad_logits),
-        workspace.data_ptr(),
-    )
+    with _on_device(features):
+        _C.reassemble_normalized_backward(problem, device, _ref(grad_output), _ref(features), _ref(logits),
+                                          _ref(grad_features), _ref(grad_logits), workspace.data_ptr())
     return grad_features, grad_logits
 
 

@@ -27,8 +27,9 @@ def _check_tensor(name: str, tensor) -> None:
         raise ValueError(f"carafe: {name} must be a 4-d tensor (N, C, H, W), got shape {tuple(tensor.shape)}")
     if tensor.dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"carafe: {name} must be float32, float64, float16 or bfloat16, got {tensor.dtype}")
-    if tensor.numel() == 0:
-        raise ValueError(f"carafe: {name} must not be empty, got shape {tuple(tensor.shape)}")
+    # an empty batch is valid (a mask head on an image without detections gets one); empty maps are not
+    if 0 in tensor.shape[1:]:
+        raise ValueError(f"carafe: {name} must have non-empty C, H and W (N may be 0), got shape {tuple(tensor.shape)}")
 
 
 def check_size(size) -> tuple[int, int]:

@@ -64,10 +64,14 @@ def carafe(
 def normalize_kernels(logits: Tensor, kernel_size: int, group_size: int, scale_factor: int) -> Tensor:
     """CARAFEPack's kernel normalizer: (N, sigma^2*G*k^2, H, W) logits -> pixel shuffle by sigma -> softmax over
     each group's k^2 taps -> masks (N, G*k^2, sigma*H, sigma*W)."""
-    masks = F.pixel_shuffle(logits, scale_factor)
-    n, mask_c, h, w = masks.shape
-    masks = F.softmax(masks.view(n, group_size, -1, h, w), dim=2, dtype=masks.dtype)
-    return masks.view(n, mask_c, h, w).contiguous()
+    n, c, h, w = logits.shape
+    s = scale_factor
+    mask_c = c // (s * s)
+    # F.pixel_shuffle written out (the same reshapes it does), because PyTorch's pixel_shuffle backward returns a
+    # wrongly shaped gradient for an empty batch (N = 0: a mask head on an image without detections)
+    masks = logits.reshape(n, mask_c, s, s, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, mask_c, s * h, s * w)
+    masks = F.softmax(masks.view(n, group_size, mask_c // group_size, s * h, s * w), dim=2, dtype=masks.dtype)
+    return masks.view(n, mask_c, s * h, s * w).contiguous()
 
 
 def carafe_normalized(
