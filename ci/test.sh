@@ -22,6 +22,8 @@ else
 fi
 
 status=0
+log "ci: the device check's parsing and reporting"
+"$PY" -m pytest "$REPO_ROOT/ci/tests" -q "$@" || status=1
 for tests in "$REPO_ROOT"/packages/*/tests; do
   package="$(basename "$(dirname "$tests")")"
   log "$package: pytest"

@@ -1,6 +1,9 @@
 // Storage types for float16 / bfloat16 and conversions to and from the accumulation type, usable on host and
 // device. float16, bfloat16 and float32 accumulate in float32; float64 accumulates in float64.
-// Conversions round to nearest even, as PyTorch does, so results match a torch cast bit for bit.
+// Conversions round to nearest even, as PyTorch does, so every number matches a torch cast on the same device
+// bit for bit. NaN is the one exception to host/device agreement: the host conversions below give PyTorch's CPU
+// NaNs (float16 0x7e00 with the sign kept, bfloat16 0x7fc0), the device intrinsics CUDA's canonical 0x7fff,
+// as PyTorch's CUDA casts do (test_nan_bits_match_torch_casts_on_cuda). A NaN either way; only the bits differ.
 #pragma once
 
 #include <cstdint>

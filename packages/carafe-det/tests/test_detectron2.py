@@ -117,6 +117,17 @@ def test_deconv_mask_head_equals_detectron2s_mask_head_with_the_same_weights():
     torch.testing.assert_close(ours.layers(x), theirs.layers(x))
 
 
+@torch.no_grad()
+def test_mask_rcnn_inference_on_an_image_without_detections():
+    """No box passes the score threshold, so the CARAFE mask head receives an empty batch of RoI features."""
+    model = build_model(load_detectron2_config(config_path("detectron2/tiny_shapes_mask_rcnn_carafe.yaml"),
+                                               ["MODEL.DEVICE", "cpu", "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "1.0"]))
+    model.eval()
+    (output,) = model([{"image": torch.rand(3, 96, 96) * 255, "height": 96, "width": 96}])
+    instances = output["instances"]
+    assert len(instances) == 0 and instances.pred_masks.shape[0] == 0
+
+
 def test_coco_folder_registration(shapes_root):
     register_coco_folder("carafe_test_shapes", str(shapes_root), "val")
     records = DatasetCatalog.get("carafe_test_shapes")

@@ -83,6 +83,18 @@ def test_tiny_model_runs_in_train_and_eval_mode(shapes_root):
     assert outputs[0]["masks"].shape[1:] == (1, 96, 96)
 
 
+@torch.no_grad()
+def test_mask_rcnn_inference_on_an_image_without_detections(shapes_root):
+    """No box passes the score threshold, so the CARAFE mask head receives an empty batch of RoI features."""
+    cfg = load_torchvision_config(config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
+                                  ["INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "96",
+                                   "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "1.0"])
+    model = build_model(cfg).eval()
+    image, _ = CocoDetectionDataset(shapes_root, "val", with_masks=True)[0]
+    (output,) = model([image])
+    assert output["boxes"].shape == (0, 4) and output["masks"].shape == (0, 1, 96, 96)
+
+
 def test_unknown_config_key_is_named(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("_BASE_: " + str(CONFIG_DIR / "torchvision" / "Base-RCNN-FPN.yaml") + "\nMODEL:\n  FPN:\n"

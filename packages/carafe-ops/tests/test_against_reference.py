@@ -81,6 +81,19 @@ def test_nan_and_inf_propagate_as_through_the_reference(device):
     torch.testing.assert_close(out, expected, equal_nan=True)
 
 
+@pytest.mark.cuda
+@pytest.mark.parametrize("device", [p for p in DEVICES if p != "cpu"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_nan_bits_match_torch_casts_on_cuda(device, dtype):
+    """On CUDA, a NaN result has the bits of PyTorch's own CUDA cast of a float32 NaN (scalar_types.h says why
+    they differ from the CPU's)."""
+    features, masks = make_inputs(1, 2, 4, 4, 3, 1, 2, dtype=dtype, device=device)
+    features.fill_(float("nan"))
+    out = carafe(features, masks, 3, 1, 2)
+    torch_nan = torch.full((1,), float("nan"), device=device).to(dtype).view(torch.int16)
+    assert torch.equal(out.view(torch.int16).unique(), torch_nan)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_backward_is_deterministic(device, dtype):

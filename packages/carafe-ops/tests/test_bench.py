@@ -24,7 +24,7 @@ def test_bench_command_writes_results(tmp_path, capsys):
     assert saved["copy_bandwidth_gbs"] > 0 and saved["results"] == result["results"]
     methods = {(r["method"], r["pass"]) for r in saved["results"]}
     assert {("carafe", "forward"), ("carafe", "backward"), ("unfold", "forward+backward"), ("nearest", "forward"),
-            ("CARAFEPack", "forward+backward"), ("deconv-s2", "forward")} <= methods
+            ("CARAFEPack", "forward+backward"), ("unfused-pack", "forward+backward"), ("deconv-s2", "forward")} <= methods
     assert all(r["ms"] > 0 and r["ratio_to_floor"] > 0 for r in saved["results"])
     assert "x floor" in capsys.readouterr().out
 

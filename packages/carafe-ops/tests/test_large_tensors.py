@@ -33,13 +33,10 @@ def test_channels_last_gradients_beyond_two_to_the_31_elements(device):
     """The backward on channels_last tensors whose output gradient has more than 2^31 elements: row offsets
     (OW * C per row) reach past 2^31 within one image, where 32-bit offsets would wrap."""
     k, g, s, c, h, w = 5, 1, 2, 256, 1450, 1450
-    gen = torch.Generator().manual_seed(0)
-    features = torch.randn(1, c, h, w, generator=gen).to(device, torch.bfloat16)
-    features = features.contiguous(memory_format=torch.channels_last)
-    masks = torch.rand(1, g * k * k, s * h, s * w, generator=gen).to(device, torch.bfloat16)
-    masks = masks.contiguous(memory_format=torch.channels_last)
-    grad = torch.empty(1, c, s * h, s * w, dtype=torch.bfloat16, device=device,
-                       memory_format=torch.channels_last).uniform_(-1, 1)
+    layout = {"dtype": torch.bfloat16, "device": device, "memory_format": torch.channels_last}
+    features = torch.empty(1, c, h, w, **layout).normal_()
+    masks = torch.empty(1, g * k * k, s * h, s * w, **layout).uniform_(0, 1)
+    grad = torch.empty(1, c, s * h, s * w, **layout).uniform_(-1, 1)
     assert grad.numel() > 2**31
     grad_features, grad_masks = torch.ops.carafe.reassemble_backward(grad, features, masks, k, g, s)
     r = k // 2

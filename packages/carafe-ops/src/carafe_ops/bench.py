@@ -3,10 +3,12 @@
     python -m carafe_ops.bench --device cuda --suite fpn --dtypes float32 float16 --json bench.json
 
 For every workload it times forward, backward and forward+backward of the op (ours, the pure-PyTorch
-reference, and the common unfold-based PyTorch version) and of CARAFEPack, next to nearest and bilinear interpolation and a stride-2 deconvolution. Each time
-is printed with its ratio to the memory-traffic floor: the bytes the computation must at least read and write,
-divided by the copy bandwidth measured in the same run. On CUDA it also reports the peak memory a call allocates
-beyond its inputs.
+reference, and the common unfold-based PyTorch version) and of CARAFEPack (with the fused kernel normalizer, its
+default, and without), next to nearest and bilinear interpolation and a stride-2 deconvolution. Each time is
+printed with its ratio to the memory-traffic floor: the bytes the computation must at least read and write,
+divided by the copy bandwidth measured in the same run. On CUDA, times come from CUDA events with the L2 cache
+flushed before every timed call (so a small workload cannot run from the cache), and it also reports the peak
+memory a call allocates beyond its inputs.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ SUITES: dict[str, list[Workload]] = {
         Workload("mmcv-shape", 2, 256, 100, 136),
         Workload("mmcv-shape-G4", 2, 256, 100, 136, g=4),
         Workload("mmcv-shape-s4", 2, 256, 50, 68, s=4),
+        Workload("batch8-64", 8, 256, 64, 64),
     ],
     # UperNet decoder, C 512, a 512x512 crop: 1/32 -> 1/16 -> 1/8 -> 1/4
     "seg": [
@@ -79,17 +82,41 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_ms(fn: Callable[[], object], device: torch.device, *, min_time_s: float = 0.2, max_reps: int = 50) -> float:
-    """Median wall time of fn in milliseconds, after a warm-up call; repeats until min_time_s or max_reps."""
+_L2_FLUSH: dict[torch.device, torch.Tensor] = {}
+
+
+def _flush_l2(device: torch.device) -> None:
+    """Overwrites a buffer larger than any GPU's L2 cache (H100/H200: 50/60 MB), evicting the inputs."""
+    if device not in _L2_FLUSH:
+        _L2_FLUSH[device] = torch.empty(256 * 2**20, dtype=torch.uint8, device=device)
+    _L2_FLUSH[device].zero_()
+
+
+def measure_ms(fn: Callable[[], object], device: torch.device, *, min_time_s: float | None = None,
+               max_reps: int = 50) -> float:
+    """Median time of fn in milliseconds, after a warm-up call; repeats until min_time_s (default 0.2 s on the
+    CPU, 0.05 s on CUDA) or max_reps. CPU: wall time. CUDA: CUDA events around each call on the current
+    stream, the L2 cache flushed before each."""
+    cuda = device.type == "cuda"
+    if min_time_s is None:
+        min_time_s = 0.05 if cuda else 0.2
     fn()
     synchronize(device)
     times = []
     start_all = time.perf_counter()
     while len(times) < 3 or (time.perf_counter() - start_all < min_time_s and len(times) < max_reps):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append((time.perf_counter() - start) * 1e3)
+        if cuda:
+            _flush_l2(device)
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            start = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
 
 
@@ -98,7 +125,7 @@ def copy_bandwidth_gbs(device: torch.device) -> float:
     numel = (256 if device.type == "cuda" else 32) * 2**20
     src = torch.empty(numel, dtype=torch.float32, device=device).uniform_()
     dst = torch.empty_like(src)
-    ms = measure_ms(lambda: dst.copy_(src), device, min_time_s=0.3)
+    ms = measure_ms(lambda: dst.copy_(src), device, min_time_s=0.3 if device.type == "cpu" else 0.1)
     return 2 * src.numel() * src.element_size() / (ms * 1e-3) / 1e9
 
 
@@ -163,15 +190,22 @@ def _cases(wl: Workload, dtype: torch.dtype, device: torch.device, with_referenc
             ("unfold", "forward+backward", fwd_bwd(lambda: unfold_carafe(x, m, k, g, s)), fwd_bytes + bwd_bytes),
         ]
     pack = CARAFEPack(c, s, up_kernel=k, up_group=g).to(device=device, dtype=dtype)
+    unfused = CARAFEPack(c, s, up_kernel=k, up_group=g, fused_normalizer=False).to(device=device, dtype=dtype)
+    unfused.load_state_dict(pack.state_dict())
     deconv = torch.nn.ConvTranspose2d(c, c, 4, stride=2, padding=1).to(device=device, dtype=dtype)
 
-    def pack_fwd():
-        with torch.no_grad():
-            return pack(x)
+    def no_grad(module):
+        def run():
+            with torch.no_grad():
+                return module(x)
+
+        return run
 
     cases += [
-        ("CARAFEPack", "forward", pack_fwd, fwd_bytes),
+        ("CARAFEPack", "forward", no_grad(pack), fwd_bytes),
         ("CARAFEPack", "forward+backward", fwd_bwd(lambda: pack(x)), fwd_bytes + bwd_bytes),
+        ("unfused-pack", "forward", no_grad(unfused), fwd_bytes),
+        ("unfused-pack", "forward+backward", fwd_bwd(lambda: unfused(x)), fwd_bytes + bwd_bytes),
         ("nearest", "forward", lambda: F.interpolate(x.detach(), scale_factor=s, mode="nearest"), interp_bytes),
         (
             "bilinear",
@@ -191,7 +225,7 @@ def run(device: torch.device, workloads: list[Workload], dtypes: list[torch.dtyp
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     log(f"device: {name} ({device}), copy bandwidth {bandwidth:.1f} GB/s, torch {torch.__version__}")
     rows = []
-    header = f"{'workload':<16}{'dtype':<10}{'method':<12}{'pass':<18}{'ms':>10}{'x floor':>9}{'extra MB':>10}"
+    header = f"{'workload':<16}{'dtype':<10}{'method':<14}{'pass':<18}{'ms':>10}{'x floor':>9}{'extra MB':>10}"
     log(header)
     log("-" * len(header))
     for wl in workloads:
@@ -212,7 +246,7 @@ def run(device: torch.device, workloads: list[Workload], dtypes: list[torch.dtyp
                 }
                 rows.append(row)
                 extra_text = f"{extra:10.1f}" if extra is not None else f"{'-':>10}"
-                log(f"{wl.name:<16}{row['dtype']:<10}{method:<12}{phase:<18}{ms:10.3f}{ms / floor_ms:9.1f}{extra_text}")
+                log(f"{wl.name:<16}{row['dtype']:<10}{method:<14}{phase:<18}{ms:10.3f}{ms / floor_ms:9.1f}{extra_text}")
     return {
         "device": name,
         "device_type": device.type,
@@ -269,7 +303,7 @@ def detector_fpn(device: torch.device, image_size=(800, 1216), batch: int = 2, l
         rows.append({"workload": {"name": f"faster-rcnn-fpn-{image_size[0]}x{image_size[1]}", "n": batch},
                      "method": name, "pass": "FPN forward", "ms": ms, "peak_training_mb": peak})
         peak_text = f"{peak:10.0f}" if peak is not None else f"{'-':>10}"
-        log(f"{'detector-fpn':<16}{'float32':<10}{name:<12}{'FPN forward':<18}{ms:10.3f}{'':9}{peak_text}"
+        log(f"{'detector-fpn':<16}{'float32':<10}{name:<14}{'FPN forward':<18}{ms:10.3f}{'':9}{peak_text}"
             "  (peak MB of a training step)")
     slower = rows[1]["ms"] / rows[0]["ms"] - 1
     log(f"CARAFE FPN forward: {100 * slower:+.0f}% vs nearest")
@@ -285,6 +319,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dtypes", nargs="+", default=None, choices=sorted(DTYPES),
                         help="default: float32 float16 bfloat16 on CUDA, float32 on CPU")
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) pure-PyTorch versions")
+    parser.add_argument("--detector-size", type=int, nargs=2, default=(800, 1216), metavar=("H", "W"),
+                        help="image size of the detector case (default 800 1216)")
+    parser.add_argument("--detector-batch", type=int, default=2, help="images per batch of the detector case")
     parser.add_argument("--json", type=Path, default=Path("carafe_bench.json"), help="where to write the results")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -293,7 +330,7 @@ def main(argv: list[str] | None = None) -> dict:
     workloads = [wl for suite in suites if suite != "detector" for wl in SUITES[suite]]
     result = run(device, workloads, [DTYPES[d] for d in dtype_names], not args.no_reference)
     if "detector" in suites:
-        result["detector"] = detector_fpn(device)
+        result["detector"] = detector_fpn(device, tuple(args.detector_size), args.detector_batch)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.json}")
