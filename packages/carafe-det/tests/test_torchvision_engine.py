@@ -3,6 +3,8 @@ another model, the learning-rate schedule, and the COCO scoring."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from carafe_engine import CheckpointError, ConfigError, save_checkpoint
@@ -81,6 +83,33 @@ def test_tiny_model_runs_in_train_and_eval_mode(shapes_root):
     model.eval()
     outputs = model(list(images))
     assert outputs[0]["masks"].shape[1:] == (1, 96, 96)
+
+
+@pytest.mark.parametrize("name", ["tiny_shapes_mask_rcnn_carafe", "tiny_shapes_mask_rcnn"])
+@torch.no_grad()
+def test_models_script_and_match_eager(name, shapes_root):
+    """torch.jit.script compiles the detectors (CARAFEFPN, the CARAFE mask head); the script's detections are
+    the eager model's."""
+    cfg = load_torchvision_config(config_path(f"torchvision/{name}.yaml"),
+                                  ["INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "96"])
+    model = build_model(cfg).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecation of torch.jit.script; torchvision's note on its outputs
+        scripted = torch.jit.script(model)
+        dataset = CocoDetectionDataset(shapes_root, "val", with_masks=True)
+        images = [dataset[i][0] for i in range(2)]
+        expected, (_, detections) = model(images), scripted(images)
+    for a, b in zip(expected, detections):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_transform_sizes_follow_the_mode():
+    cfg = load_torchvision_config(config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
+                                  ["INPUT.MIN_SIZE_TRAIN", "128", "INPUT.MAX_SIZE_TRAIN", "160",
+                                   "INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "112"])
+    model = build_model(cfg)
+    assert (model.train().transform.min_size, model.transform.max_size) == ((128,), 160)
+    assert (model.eval().transform.min_size, model.transform.max_size) == ((96,), 112)
 
 
 @torch.no_grad()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from typing import List, Optional
 
+import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from . import reference
 from ._ops import reassemble, reassemble_normalized
@@ -24,8 +25,22 @@ def _autocast_inputs(features, other, other_name: str) -> tuple[Tensor, Tensor]:
     return features, other
 
 
+def _check_output_size_scripted(features: Tensor, masks: Tensor, scale_factor: int, size: Optional[List[int]]):
+    """Under TorchScript (which cannot compile _validation's checks) the one check the op itself cannot make:
+    the masks' spatial size is the output size asked for. The op checks everything else when it runs."""
+    if features.dim() != 4 or masks.dim() != 4:
+        raise ValueError("carafe: features and masks must be 4-d tensors (N, C, H, W)")
+    if size is None:
+        wanted = [features.shape[2] * scale_factor, features.shape[3] * scale_factor]
+    else:
+        wanted = size
+    if masks.shape[2] != wanted[0] or masks.shape[3] != wanted[1]:
+        raise ValueError("carafe: masks must have spatial size " + str(wanted) + ", got " + str(masks.shape[2:]))
+
+
 def carafe(
-    features: Tensor, masks: Tensor, kernel_size: int, group_size: int, scale_factor: int, size=None
+    features: Tensor, masks: Tensor, kernel_size: int, group_size: int, scale_factor: int,
+    size: Optional[List[int]] = None,
 ) -> Tensor:
     """Content-aware reassembly of features (Wang et al., ICCV 2019).
 
@@ -54,6 +69,9 @@ def carafe(
     Inside ``torch.onnx.export`` the op is traced through the pure-PyTorch reference, so the exported graph
     holds standard ONNX operators only and runs in any ONNX runtime.
     """
+    if torch.jit.is_scripting():
+        _check_output_size_scripted(features, masks, scale_factor, size)
+        return torch.ops.carafe.reassemble(features, masks, kernel_size, group_size, scale_factor)
     features, masks = _autocast_inputs(features, masks, "masks")
     check_reassemble_args(features, masks, kernel_size, group_size, scale_factor, size)
     if torch.onnx.is_in_onnx_export():
@@ -89,6 +107,8 @@ def carafe_normalized(
     softmax statistics); under autocast both inputs are cast to the autocast dtype; inside ``torch.onnx.export``
     it is traced as the unfused pure-PyTorch computation (standard ONNX operators).
     """
+    if torch.jit.is_scripting():
+        return torch.ops.carafe.reassemble_normalized(features, logits, kernel_size, group_size, scale_factor)
     features, logits = _autocast_inputs(features, logits, "logits")
     check_normalized_args(features, logits, kernel_size, group_size, scale_factor)
     if torch.onnx.is_in_onnx_export():

@@ -3,6 +3,9 @@ checkpoints move between the two unchanged."""
 
 from __future__ import annotations
 
+from typing import List, Optional
+
+import torch
 from torch import Tensor, nn
 
 from ._validation import check_hyperparameters, check_size
@@ -10,7 +13,7 @@ from .functional import carafe, carafe_normalized, normalize_kernels
 from .reference import source_index
 
 
-def resample_nearest(tensor: Tensor, size) -> Tensor:
+def resample_nearest(tensor: Tensor, size: List[int]) -> Tensor:
     """Exact nearest-neighbour resampling of (N, C, H, W) to (N, C, *size): output pixel (y, x) takes input
     pixel (y*H // OH, x*W // OW), in integer arithmetic."""
     h, w = tensor.shape[2:]
@@ -29,7 +32,7 @@ class CARAFE(nn.Module):
         self.group_size = group_size
         self.scale_factor = scale_factor
 
-    def forward(self, features: Tensor, masks: Tensor, size=None) -> Tensor:
+    def forward(self, features: Tensor, masks: Tensor, size: Optional[List[int]] = None) -> Tensor:
         return carafe(features, masks, self.kernel_size, self.group_size, self.scale_factor, size)
 
     def extra_repr(self) -> str:
@@ -102,33 +105,46 @@ class CARAFEPack(nn.Module):
         """(N, sigma^2 k_up^2 G, H, W) -> softmax-normalized (N, k_up^2 G, sigma H, sigma W)."""
         return normalize_kernels(mask, self.up_kernel, self.up_group, self.scale_factor)
 
-    def _fuse(self, x: Tensor, size) -> bool:
-        fused = self.fused_normalizer if self.fused_normalizer is not None else x.device.type in ("cpu", "cuda")
+    def _fuse(self, x: Tensor, size: Optional[List[int]]) -> bool:
+        fused = x.device.type in ["cpu", "cuda"]
+        if self.fused_normalizer is not None:
+            fused = bool(self.fused_normalizer)
         if not fused or size is None:
             return fused
         # the fused kernel makes sigma*H x sigma*W outputs; other sizes go through the resampled masks
-        wanted = (x.shape[2] * self.scale_factor, x.shape[3] * self.scale_factor)
-        return all(type(v) is int for v in (*size, *wanted)) and tuple(size) == wanted
+        return _known_equal(size, [x.shape[2] * self.scale_factor, x.shape[3] * self.scale_factor])
 
-    def feature_reassemble(self, x: Tensor, mask: Tensor, size=None) -> Tensor:
+    def requested_size(self, size: Optional[List[int]]) -> Optional[List[int]]:
+        """The output size of a call, from forward's argument (None: sigma times the input). A subclass with a
+        size of its own (carafe_ops.nn.Upsample) overrides it; a method, not super().forward, so that
+        TorchScript compiles both."""
+        return size
+
+    def feature_reassemble(self, x: Tensor, mask: Tensor, size: Optional[List[int]] = None) -> Tensor:
         return carafe(x, mask, self.up_kernel, self.up_group, self.scale_factor, size)
 
-    def forward(self, x: Tensor, size=None) -> Tensor:
+    def forward(self, x: Tensor, size: Optional[List[int]] = None) -> Tensor:
         """x: (N, C, H, W) -> (N, C, sigma*H, sigma*W), or (N, C, *size) when an output size is given (as in
         ``F.interpolate(size=...)``; an FPN passes its lateral's size). Masks are predicted on the
         sigma*H x sigma*W grid and resampled to the output size by exact nearest neighbour, which keeps each
         output pixel's kernel the one predicted for its position in its source pixel."""
-        if size is not None:
+        size = self.requested_size(size)
+        if size is not None and not torch.jit.is_scripting():
             size = check_size(size)
         compressed_x = self.channel_compressor(x)
         mask = self.content_encoder(compressed_x)
         if self._fuse(x, size):
             return carafe_normalized(x, mask, self.up_kernel, self.up_group, self.scale_factor)
         mask = self.kernel_normalizer(mask)
-        if size is not None:
-            # skip the copy only when both sizes are known numbers; symbolic sizes (torch.export, dynamic
-            # torch.compile, the TorchScript tracer) must not bake a branch taken for the example input
-            sizes = (*size, *mask.shape[2:])
-            if not (all(type(v) is int for v in sizes) and tuple(size) == tuple(mask.shape[2:])):
-                mask = resample_nearest(mask, size)
+        if size is not None and not _known_equal(size, [mask.shape[2], mask.shape[3]]):
+            mask = resample_nearest(mask, size)
         return self.feature_reassemble(x, mask, size)
+
+
+def _known_equal(size: List[int], other: List[int]) -> bool:
+    """Whether two sizes are equal numbers. Symbolic sizes (torch.export, dynamic torch.compile, the TorchScript
+    tracer) count as unequal: a branch taken for the example input must not be baked into the graph."""
+    if torch.jit.is_scripting():
+        return size[0] == other[0] and size[1] == other[1]
+    values = (*size, *other)
+    return all(type(v) is int for v in values) and tuple(size) == tuple(other)

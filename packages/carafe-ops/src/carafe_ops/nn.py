@@ -8,9 +8,9 @@ which puts CARAFE into an existing model's FPN or decoder in one call.
 New upsamplers get CARAFEPack's initialization; the rest of the model keeps its weights.
 """
 
-from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -24,14 +24,16 @@ class Upsample(CARAFEPack):
     ``scale_factor`` (the content encoder predicts kernels for sigma = scale_factor; with a ``size`` that is not
     sigma times the input, they are resampled to it). ``forward(x, size=None)`` may override the size per call."""
 
+    size: Optional[List[int]]
+
     def __init__(self, channels: int, size=None, scale_factor: int = 2, **carafe_kwargs):
         super().__init__(channels, scale_factor, **carafe_kwargs)
         if isinstance(size, int):
             size = (size, size)
-        self.size = tuple(check_size(size)) if size is not None else None
+        self.size = list(check_size(size)) if size is not None else None
 
-    def forward(self, x: Tensor, size=None) -> Tensor:
-        return super().forward(x, size if size is not None else self.size)
+    def requested_size(self, size: Optional[List[int]]) -> Optional[List[int]]:
+        return size if size is not None else self.size
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, size={self.size}, scale_factor={self.scale_factor}, up_kernel={self.up_kernel}"
@@ -48,21 +50,29 @@ if _TorchvisionFPN is not None:
         """torchvision's FeaturePyramidNetwork whose top-down steps upsample with CARAFE instead of
         ``F.interpolate(mode="nearest")``; made by :func:`replace_upsampling` from an existing one."""
 
-        carafe_upsamplers: nn.ModuleList
+        def upsample(self, x: Tensor, idx: int, size: List[int]) -> Tensor:
+            # a ModuleList indexed by a loop variable, written the way TorchScript accepts (as torchvision's
+            # get_result_from_inner_blocks)
+            out = x
+            for i, module in enumerate(self.carafe_upsamplers):
+                if i == idx:
+                    out = module(x, size)
+            return out
 
-        def forward(self, x: dict[str, Tensor]) -> dict[str, Tensor]:
+        def forward(self, x: Dict[str, Tensor]) -> Dict[str, Tensor]:
             # torchvision's forward, with the nearest-neighbour interpolation to the lateral's size replaced
             names = list(x.keys())
-            x = list(x.values())
-            last_inner = self.get_result_from_inner_blocks(x[-1], -1)
+            features = list(x.values())
+            last_inner = self.get_result_from_inner_blocks(features[-1], -1)
             results = [self.get_result_from_layer_blocks(last_inner, -1)]
-            for idx in range(len(x) - 2, -1, -1):
-                inner_lateral = self.get_result_from_inner_blocks(x[idx], idx)
-                last_inner = inner_lateral + self.carafe_upsamplers[idx](last_inner, size=inner_lateral.shape[-2:])
+            for idx in range(len(features) - 2, -1, -1):
+                inner_lateral = self.get_result_from_inner_blocks(features[idx], idx)
+                size = [inner_lateral.shape[-2], inner_lateral.shape[-1]]
+                last_inner = inner_lateral + self.upsample(last_inner, idx, size)
                 results.insert(0, self.get_result_from_layer_blocks(last_inner, idx))
             if self.extra_blocks is not None:
-                results, names = self.extra_blocks(results, x, names)
-            return OrderedDict(zip(names, results))
+                results, names = self.extra_blocks(results, features, names)
+            return OrderedDict([(k, v) for k, v in zip(names, results)])
 
 
 def _fpn_with_carafe(fpn: nn.Module, carafe_kwargs: dict) -> nn.Module:

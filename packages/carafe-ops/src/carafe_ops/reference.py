@@ -8,6 +8,8 @@ stays at a few output-sized tensors instead of the k_up^2-fold blow-up of an unf
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -15,7 +17,7 @@ from torch import Tensor
 from ._validation import check_reassemble_args
 
 
-def source_index(in_size: int, out_size: int, device=None) -> Tensor:
+def source_index(in_size: int, out_size: int, device: Optional[torch.device] = None) -> Tensor:
     """For each output coordinate, the input coordinate its window is centred on: floor(o * in / out), exactly
     (o // sigma when out = sigma * in) — the pixel nearest-neighbour interpolation to out_size picks."""
     return torch.arange(out_size, device=device) * in_size // out_size

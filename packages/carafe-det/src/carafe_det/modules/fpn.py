@@ -18,7 +18,7 @@ FPN_CARAFE with the paper's settings: four CARAFEPacks of 74,148 parameters each
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import List, Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -30,10 +30,11 @@ TOP_LEVELS = ("conv", "maxpool")
 
 def crop_like(tensor: Tensor, reference: Tensor) -> Tensor:
     """tensor's top-left part of reference's spatial size (tensor is at least as large)."""
-    height, width = reference.shape[-2:]
+    height, width = reference.shape[-2], reference.shape[-1]
     if tensor.shape[-2] < height or tensor.shape[-1] < width:
-        raise ValueError(f"FPN top-down: upsampled map {tuple(tensor.shape[-2:])} is smaller than the lateral "
-                         f"{(height, width)}; backbone levels must halve in size (ceil) from one to the next")
+        raise ValueError("FPN top-down: upsampled map " + str(list(tensor.shape[-2:])) + " is smaller than the "
+                         "lateral " + str([height, width]) + "; backbone levels must halve in size (ceil) from one "
+                         "to the next")
     return tensor[..., :height, :width]
 
 
@@ -88,16 +89,30 @@ class CARAFEFPN(nn.Module):
                 nn.init.xavier_uniform_(conv.weight)
                 nn.init.zeros_(conv.bias)
 
-    def forward(self, features: Sequence[Tensor]) -> list[Tensor]:
-        features = list(features)
+    def forward(self, features: List[Tensor]) -> List[Tensor]:
+        # written as TorchScript accepts it: module lists are iterated, never indexed by a variable
         if len(features) != len(self.in_channels):
-            raise ValueError(f"CARAFEFPN: expected {len(self.in_channels)} backbone levels, got {len(features)}")
-        laterals = [conv(x) for conv, x in zip(self.lateral_convs, features)]
-        for conv in self.lateral_convs[len(features):]:
-            laterals.append(conv(features[-1] if len(laterals) == len(features) else laterals[-1]))
+            raise ValueError("CARAFEFPN: expected " + str(len(self.in_channels)) + " backbone levels, got " +
+                             str(len(features)))
+        laterals: List[Tensor] = []
+        for i, conv in enumerate(self.lateral_convs):
+            if i < len(features):
+                laterals.append(conv(features[i]))
+            else:  # an extra level: the first reads C5, later ones the previous extra lateral (as FPN_CARAFE)
+                laterals.append(conv(features[-1] if i == len(features) else laterals[-1]))
         for i in range(len(laterals) - 1, 0, -1):
-            laterals[i - 1] = laterals[i - 1] + crop_like(self.upsample_modules[i - 1](laterals[i]), laterals[i - 1])
-        outs = [conv(lateral) for conv, lateral in zip(self.fpn_convs, laterals)]
+            laterals[i - 1] = laterals[i - 1] + crop_like(self.upsample_level(laterals[i], i - 1), laterals[i - 1])
+        outs: List[Tensor] = []
+        for i, conv in enumerate(self.fpn_convs):
+            outs.append(conv(laterals[i]))
         while len(outs) < self.num_outs:  # top_level='maxpool': P6 = P5 subsampled by 2 (kernel 1, as both FPNs)
             outs.append(F.max_pool2d(outs[-1], kernel_size=1, stride=2))
         return outs
+
+    def upsample_level(self, x: Tensor, index: int) -> Tensor:
+        """upsample_modules[index](x)."""
+        out = x
+        for i, module in enumerate(self.upsample_modules):
+            if i == index:
+                out = module(x)
+        return out

@@ -34,7 +34,7 @@ class NearestUpsample(nn.Module):
         self.scale_factor = scale_factor
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.interpolate(x, scale_factor=self.scale_factor, mode="nearest")
+        return F.interpolate(x, scale_factor=float(self.scale_factor), mode="nearest")
 
     def extra_repr(self) -> str:
         return f"scale_factor={self.scale_factor}"

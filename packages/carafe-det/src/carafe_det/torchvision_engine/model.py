@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from pathlib import Path
+from typing import Dict
 
 from carafe_engine import CheckpointError, Config, ConfigError, load_pretrained
 from torch import Tensor, nn
@@ -16,6 +17,7 @@ from torchvision.models.detection import FasterRCNN, MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 
 from ..modules import CARAFEFPN, CARAFESettings, MaskUpsamplePredictor
@@ -80,9 +82,9 @@ class ResNetFPNBackbone(nn.Module):
                              carafe=CARAFESettings.from_config(cfg.MODEL.CARAFE))
         self.out_channels = fpn.OUT_CHANNELS
 
-    def forward(self, images: Tensor) -> OrderedDict[str, Tensor]:
+    def forward(self, images: Tensor) -> Dict[str, Tensor]:
         levels = self.fpn(list(self.body(images).values()))
-        return OrderedDict(zip(("0", "1", "2", "3", "pool"), levels))
+        return OrderedDict([(name, level) for name, level in zip(["0", "1", "2", "3", "pool"], levels)])
 
 
 def build_model(cfg: Config) -> nn.Module:
@@ -126,16 +128,28 @@ def build_model(cfg: Config) -> nn.Module:
     return model
 
 
+class TrainTestTransform(GeneralizedRCNNTransform):
+    """torchvision's transform, which resizes to one size in train and eval mode, with the sizes switched by the
+    mode: the training sizes after train(), the test sizes after eval(). (A method, not a forward hook, so that
+    torch.jit.script compiles the model: a scripted model keeps the sizes of the mode it was scripted in.)"""
+
+    def __init__(self, train_sizes: tuple, test_sizes: tuple, image_mean, image_std, size_divisible: int):
+        super().__init__(*train_sizes, image_mean, image_std, size_divisible=size_divisible)
+        self.train_sizes, self.test_sizes = train_sizes, test_sizes
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.min_size, self.max_size = self.train_sizes if mode else self.test_sizes
+        return self
+
+
 def set_test_sizes(model: nn.Module, cfg: Config) -> None:
-    """torchvision's transform resizes to one size in train and eval; switch it with the mode."""
-    transform = model.transform
-    train_sizes = ((cfg.INPUT.MIN_SIZE_TRAIN,), cfg.INPUT.MAX_SIZE_TRAIN)
-    test_sizes = ((cfg.INPUT.MIN_SIZE_TEST,), cfg.INPUT.MAX_SIZE_TEST)
-
-    def pick_sizes(module, _inputs):
-        module.min_size, module.max_size = train_sizes if module.training else test_sizes
-
-    transform.register_forward_pre_hook(pick_sizes)
+    """Gives the model a TrainTestTransform with INPUT.MIN/MAX_SIZE_TRAIN and _TEST."""
+    old = model.transform
+    model.transform = TrainTestTransform(((cfg.INPUT.MIN_SIZE_TRAIN,), cfg.INPUT.MAX_SIZE_TRAIN),
+                                         ((cfg.INPUT.MIN_SIZE_TEST,), cfg.INPUT.MAX_SIZE_TEST), old.image_mean,
+                                         old.image_std, old.size_divisible)
+    model.transform.train(model.training)
 
 
 def model_state(model: nn.Module) -> dict:
