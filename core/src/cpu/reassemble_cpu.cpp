@@ -241,26 +241,35 @@ void forward_rows(const Geometry& g, int64_t s, const Tensor4<T>& x, const Sourc
   using A = accumulate_t<T>;
   const int taps = g.k * g.k;
   const int64_t pitch = g.W + 2 * g.r;
+  constexpr int block = kMaxShared;  // channels computed together: they share the mask rows
   auto mask_phases = buffer<A>(max_output_rows(g) * taps * s * g.W);  // [i][t][j][x]: output row i of h
-  auto padded = buffer<A>(g.k * pitch);                               // [dy + r][r + x]: input rows h-r..h+r
-  auto phase_out = buffer<A>(s * g.W);                                // [j][x]
+  auto padded = buffer<A>(block * g.k * pitch);                       // [q][dy + r][r + x]: rows h-r..h+r
+  auto phase_out = buffer<A>(block * s * g.W);                        // [q][j][x]
   auto scratch = buffer<A>(Source::scratch_size(g, s));
-  std::vector<const A*> a(static_cast<size_t>(taps)), b(static_cast<size_t>(taps));
+  std::vector<const A*> a(static_cast<size_t>(taps)), b(static_cast<size_t>(block * taps));
+  A* outs[block];
   for (int64_t task = begin; task < end; ++task) {
     const int64_t n = task / g.H, h = task % g.H;
     const RowRange rows = output_rows(g, h);
     if (rows.count() == 0) continue;
     for (int64_t group = 0; group < g.G; ++group) {
       source.load(g, s, n, group, rows, mask_phases.data(), scratch.data());
-      for (int64_t c = group * g.channels_per_group; c < channels_end(g, group); ++c) {
-        load_input_rows(g, x, n, c, h, pitch, padded.data());
-        for (int t = 0; t < taps; ++t) b[t] = padded.data() + (t / g.k) * pitch + t % g.k;
+      for (int64_t c0 = group * g.channels_per_group; c0 < channels_end(g, group); c0 += block) {
+        const int count = int(std::min<int64_t>(block, channels_end(g, group) - c0));
+        for (int q = 0; q < count; ++q) {
+          A* rows_q = padded.data() + q * g.k * pitch;
+          load_input_rows(g, x, n, c0 + q, h, pitch, rows_q);
+          for (int t = 0; t < taps; ++t) b[q * taps + t] = rows_q + (t / g.k) * pitch + t % g.k;
+        }
         for (int64_t i = 0; i < rows.count(); ++i) {
           for (int64_t j = 0; j < s; ++j) {
             for (int t = 0; t < taps; ++t) a[t] = mask_phases.data() + ((i * taps + t) * s + j) * g.W;
-            sum_of_products(phase_out.data() + j * g.W, g.W, taps, a.data(), b.data(), false);
+            for (int q = 0; q < count; ++q) outs[q] = phase_out.data() + (q * s + j) * g.W;
+            sum_of_products_shared(outs, count, g.W, taps, a.data(), b.data(), false);
           }
-          store_phases(phase_out.data(), g.W, s, g.OW, out + element_offset(os, n, c, rows.first + i, 0), os.w);
+          for (int q = 0; q < count; ++q)
+            store_phases(phase_out.data() + q * s * g.W, g.W, s, g.OW,
+                         out + element_offset(os, n, c0 + q, rows.first + i, 0), os.w);
         }
       }
     }
@@ -280,7 +289,8 @@ void grad_masks_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, const T
   auto grad_phases = buffer<A>(chunk * max_rows * s * g.W);  // [q][i][j][x]: channel q of the chunk
   auto padded = buffer<A>(chunk * g.k * pitch);              // [q][dy + r][r + x]
   auto scratch = buffer<A>(Source::scratch_size(g, s));
-  std::vector<const A*> a(static_cast<size_t>(chunk)), b(static_cast<size_t>(chunk));
+  std::vector<const A*> a(static_cast<size_t>(chunk)), b(static_cast<size_t>(kMaxShared * chunk));
+  A* outs[kMaxShared];
   for (int64_t task = begin; task < end; ++task) {
     const int64_t n = task / g.H, h = task % g.H;
     const RowRange rows = output_rows(g, h);
@@ -295,16 +305,21 @@ void grad_masks_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, const T
                         grad_phases.data() + (q * max_rows + i) * s * g.W);
           load_input_rows(g, x, n, c0 + q, h, pitch, padded.data() + q * g.k * pitch);
         }
+        // dM_t += sum over the chunk's channels of dY (shared by the taps) * X shifted by the tap
         for (int64_t i = 0; i < rows.count(); ++i)
-          for (int t = 0; t < taps; ++t)
-            for (int64_t j = 0; j < s; ++j) {
-              for (int64_t q = 0; q < count; ++q) {
-                a[q] = grad_phases.data() + ((q * max_rows + i) * s + j) * g.W;
-                b[q] = padded.data() + (q * g.k + t / g.k) * pitch + t % g.k;
+          for (int64_t j = 0; j < s; ++j) {
+            for (int64_t q = 0; q < count; ++q) a[q] = grad_phases.data() + ((q * max_rows + i) * s + j) * g.W;
+            for (int t0 = 0; t0 < taps; t0 += kMaxShared) {
+              const int outputs = std::min(kMaxShared, taps - t0);
+              for (int u = 0; u < outputs; ++u) {
+                const int t = t0 + u;
+                outs[u] = sums.data() + ((i * taps + t) * s + j) * g.W;
+                for (int64_t q = 0; q < count; ++q)
+                  b[u * count + q] = padded.data() + (q * g.k + t / g.k) * pitch + t % g.k;
               }
-              sum_of_products(sums.data() + ((i * taps + t) * s + j) * g.W, g.W, int(count), a.data(), b.data(),
-                              c0 != c_begin);
+              sum_of_products_shared(outs, outputs, g.W, int(count), a.data(), b.data(), c0 != c_begin);
             }
+          }
       }
       source.store_gradient(g, s, n, group, rows, sums.data(), scratch.data());
     }
@@ -319,10 +334,14 @@ void grad_features_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, cons
   const int64_t pitch = g.W + 2 * g.r, max_rows = max_output_rows(g);
   auto row_masks = buffer<A>(max_rows * taps * s * g.W);          // [i][t][j][x] of one source row
   auto mask_phases = buffer<A>(g.k * max_rows * g.k * s * pitch);  // [dy + r][i][dx + r][j][r + x]
-  auto grad_phases = buffer<A>(g.k * max_rows * s * pitch);        // [dy + r][i][j][r + x]
-  auto sums = buffer<A>(g.W);
+  constexpr int block = kMaxShared;  // channels computed together: they share the mask rows
+  const int64_t grad_size = g.k * max_rows * s * pitch;
+  auto grad_phases = buffer<A>(block * grad_size);  // [q][dy + r][i][j][r + x]
+  auto sums = buffer<A>(block * g.W);               // [q][x]
   auto scratch = buffer<A>(Source::scratch_size(g, s));
-  std::vector<const A*> a(static_cast<size_t>(taps * max_rows * s)), b(a.size());
+  const size_t max_terms = static_cast<size_t>(taps * max_rows * s);
+  std::vector<const A*> a(max_terms), b(block * max_terms);
+  A* outs[block];
   for (int64_t task = begin; task < end; ++task) {
     const int64_t n = task / g.H, h = task % g.H;
     // input row h is read through tap row dy by the outputs of source row h - dy
@@ -343,25 +362,37 @@ void grad_features_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, cons
               std::fill(dst + g.r + g.W, dst + pitch, A(0));
             }
       }
-      for (int64_t c = group * g.channels_per_group; c < channels_end(g, group); ++c) {
-        int count = 0;
+      for (int64_t c0 = group * g.channels_per_group; c0 < channels_end(g, group); c0 += block) {
+        const int channels = int(std::min<int64_t>(block, channels_end(g, group) - c0));
+        // the terms: for each (tap row, output row, tap column, phase) the mask row (shared by the channels)
+        // and the channel's dY row
+        int terms = 0;
         for (int dyi = dyi_begin; dyi < dyi_end; ++dyi) {
           const RowRange rows = output_rows(g, h - dyi + g.r);
-          for (int64_t i = 0; i < rows.count(); ++i) {
-            A* grad = grad_phases.data() + (dyi * max_rows + i) * s * pitch;
-            load_phases(dy.row(n, c, rows.first + i), dy.s.w, g.W, s, g.OW, g.r, grad);
-            // dX[w] += M[.., s*(w - dx) + j] * dY[.., s*(w - dx) + j]: both rows shifted by -dx
+          for (int64_t i = 0; i < rows.count(); ++i)
             for (int dxi = 0; dxi < g.k; ++dxi)
               for (int64_t j = 0; j < s; ++j) {
                 const int64_t shift = g.r - (dxi - g.r);
-                a[count] = mask_phases.data() + (((dyi * max_rows + i) * g.k + dxi) * s + j) * pitch + shift;
-                b[count] = grad + j * pitch + shift;
-                ++count;
+                a[terms++] = mask_phases.data() + (((dyi * max_rows + i) * g.k + dxi) * s + j) * pitch + shift;
               }
-          }
         }
-        sum_of_products(sums.data(), g.W, count, a.data(), b.data(), false);
-        for (int64_t w = 0; w < g.W; ++w) out[element_offset(os, n, c, h, w)] = store<T>(sums[w]);
+        for (int q = 0; q < channels; ++q) {
+          int term = 0;
+          for (int dyi = dyi_begin; dyi < dyi_end; ++dyi) {
+            const RowRange rows = output_rows(g, h - dyi + g.r);
+            for (int64_t i = 0; i < rows.count(); ++i) {
+              A* grad = grad_phases.data() + q * grad_size + (dyi * max_rows + i) * s * pitch;
+              load_phases(dy.row(n, c0 + q, rows.first + i), dy.s.w, g.W, s, g.OW, g.r, grad);
+              // dX[w] += M[.., s*(w - dx) + j] * dY[.., s*(w - dx) + j]: both rows shifted by -dx
+              for (int dxi = 0; dxi < g.k; ++dxi)
+                for (int64_t j = 0; j < s; ++j) b[q * terms + term++] = grad + j * pitch + g.r - (dxi - g.r);
+            }
+          }
+          outs[q] = sums.data() + q * g.W;
+        }
+        sum_of_products_shared(outs, channels, g.W, terms, a.data(), b.data(), false);
+        for (int q = 0; q < channels; ++q)
+          for (int64_t w = 0; w < g.W; ++w) out[element_offset(os, n, c0 + q, h, w)] = store<T>(sums[q * g.W + w]);
       }
     }
   }

@@ -60,6 +60,52 @@ inline void sum_of_products_impl(A* out, int64_t len, int terms, const A* const*
   }
 }
 
+// K outputs sharing the a rows, a block of two vectors per output held in registers across all terms (K = 4:
+// 8 accumulators, 1.25 loads per multiply-add instead of 2).
+template <int K, typename A>
+inline void sum_of_products_shared_impl(A* const* outs, int64_t len, int terms, const A* const* a,
+                                        const A* const* b, bool accumulate) {
+  using V = typename Vec<A>::type;
+  constexpr int64_t lanes = Vec<A>::lanes, vectors = 2, block = lanes * vectors;
+  int64_t o = 0;
+  for (; o + block <= len; o += block) {
+    V acc[K][vectors] = {};
+    if (accumulate)
+      for (int k = 0; k < K; ++k) __builtin_memcpy(acc[k], outs[k] + o, sizeof acc[k]);
+    for (int t = 0; t < terms; ++t) {
+      const V a0 = load_vec(a[t] + o), a1 = load_vec(a[t] + o + lanes);
+      for (int k = 0; k < K; ++k) {
+        const A* bt = b[k * terms + t] + o;
+        acc[k][0] += a0 * load_vec(bt);
+        acc[k][1] += a1 * load_vec(bt + lanes);
+      }
+    }
+    for (int k = 0; k < K; ++k) __builtin_memcpy(outs[k] + o, acc[k], sizeof acc[k]);
+  }
+  for (; o < len; o += lanes) {  // the rest, a vector at a time; the last one computed in full, stored in part
+    const std::size_t bytes = std::size_t(len - o < lanes ? len - o : lanes) * sizeof(A);
+    V acc[K] = {};
+    if (accumulate)
+      for (int k = 0; k < K; ++k) __builtin_memcpy(&acc[k], outs[k] + o, bytes);
+    for (int t = 0; t < terms; ++t) {
+      const V at = load_vec(a[t] + o);
+      for (int k = 0; k < K; ++k) acc[k] += at * load_vec(b[k * terms + t] + o);
+    }
+    for (int k = 0; k < K; ++k) __builtin_memcpy(outs[k] + o, &acc[k], bytes);
+  }
+}
+
+template <typename A>
+inline void sum_of_products_shared_any(A* const* outs, int count, int64_t len, int terms, const A* const* a,
+                                       const A* const* b, bool accumulate) {
+  switch (count) {
+    case 1: return sum_of_products_shared_impl<1>(outs, len, terms, a, b, accumulate);
+    case 2: return sum_of_products_shared_impl<2>(outs, len, terms, a, b, accumulate);
+    case 3: return sum_of_products_shared_impl<3>(outs, len, terms, a, b, accumulate);
+    case 4: return sum_of_products_shared_impl<4>(outs, len, terms, a, b, accumulate);
+  }
+}
+
 // sigma as a constant, so that the compiler turns the strided accesses into vector shuffles
 template <int S, typename A>
 inline void split_fixed(const A* __restrict src, int64_t len, A* __restrict dst, int64_t pitch) {
@@ -120,6 +166,16 @@ CARAFE_ISA_CLONES void sum_of_products(float* out, int64_t len, int terms, const
 CARAFE_ISA_CLONES void sum_of_products(double* out, int64_t len, int terms, const double* const* a,
                                        const double* const* b, bool accumulate) {
   sum_of_products_impl(out, len, terms, a, b, accumulate);
+}
+
+CARAFE_ISA_CLONES void sum_of_products_shared(float* const* outs, int count, int64_t len, int terms,
+                                              const float* const* a, const float* const* b, bool accumulate) {
+  sum_of_products_shared_any(outs, count, len, terms, a, b, accumulate);
+}
+
+CARAFE_ISA_CLONES void sum_of_products_shared(double* const* outs, int count, int64_t len, int terms,
+                                              const double* const* a, const double* const* b, bool accumulate) {
+  sum_of_products_shared_any(outs, count, len, terms, a, b, accumulate);
 }
 
 }  // namespace cpu

@@ -17,6 +17,17 @@ void sum_of_products(float* out, int64_t len, int terms, const float* const* a, 
 void sum_of_products(double* out, int64_t len, int terms, const double* const* a, const double* const* b,
                      bool accumulate);
 
+// The same sum for up to kMaxShared outputs that share the a rows: outs[k][o] (+)= sum over t of
+// a[t][o] * b[k * terms + t][o], for k < count, o < len. Loading each a row once for all outputs is what makes
+// it faster than count separate calls (the reassembly kernels of a group's channels share their mask rows).
+// Every a[t] and b[.] must be readable for kRowSlack elements past len. Each output is summed in the order of
+// sum_of_products, so both give the same bits.
+constexpr int kMaxShared = 4;
+void sum_of_products_shared(float* const* outs, int count, int64_t len, int terms, const float* const* a,
+                            const float* const* b, bool accumulate);
+void sum_of_products_shared(double* const* outs, int count, int64_t len, int terms, const double* const* a,
+                            const double* const* b, bool accumulate);
+
 // Phase split and merge of a contiguous row (see reassemble_cpu.cpp):
 // split: dst[j*pitch + x] = src[sigma*x + j]; merge: dst[sigma*x + j] = src[j*pitch + x]; for x < len, j < sigma.
 void split_phases(const float* src, int64_t len, int sigma, float* dst, int64_t pitch);

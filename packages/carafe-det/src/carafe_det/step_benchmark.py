@@ -60,6 +60,8 @@ def benchmark_config(config: str, device: torch.device, batch: int, size: tuple[
     torch.manual_seed(seed)
     model = build_model(cfg).to(device).train()
     optimizer, scaler = build_optimizer(cfg, model)
+    for group in optimizer.param_groups:  # the warmup's starting rate: the full one diverges on random weights
+        group["lr"] = cfg.SOLVER.BASE_LR * cfg.SOLVER.WARMUP_FACTOR
     images, targets = random_batch(batch, size, objects, cfg.MODEL.ROI_HEADS.NUM_CLASSES, cfg.MODEL.MASK_ON,
                                    torch.Generator().manual_seed(seed))
     # on the device before timing: the steps measure forward, backward and update, not host-to-device copies
