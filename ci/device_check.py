@@ -39,8 +39,14 @@ PURE_PACKAGES = ["carafe-engine", "carafe-seg", "carafe-inpaint", "carafe-det"]
 # third-party modules the task packages import, and the pip name of each (for the message when one is missing)
 TASK_MODULES = {"pycocotools": "pycocotools", "skimage": "scikit-image", "scipy": "scipy", "yaml": "pyyaml",
                 "PIL": "pillow", "torchvision": "torchvision", "matplotlib": "matplotlib", "numpy": "numpy"}
-STEP_NAMES = ["environment", "install", "ctest", "pytest-cuda", "large-tensors", "bench", "step-benchmarks",
-              "training", "sanitizer"]
+# the steps in the order they run (most wanted first: a run cut short by the budget loses the last ones), each with
+# the most seconds it may take on a GPU machine and the fewest it is worth starting with (a CPU run gets
+# PLUMBING_SLACK times both)
+STEPS = {"environment": (60, 5), "install": (240, 60), "ctest": (60, 10), "pytest-cuda": (180, 60),
+         "bench": (120, 50), "large-tensors": (60, 25), "training": (150, 60), "step-benchmarks": (100, 40),
+         "sanitizer": (100, 40)}
+STEP_NAMES = list(STEPS)
+PLUMBING_SLACK = 3
 # the kernel targets of the GPU issue, as (workload, dtype, method, pass, largest ratio to the traffic floor)
 FLOOR_TARGETS = [(w, "float32", "carafe", p, t) for w in ("mmcv-shape", "batch8-64")
                  for p, t in (("forward", 1.5), ("backward", 2.5))]
@@ -78,13 +84,51 @@ class Command:
     seconds: float
     tail: list  # the last lines of its output
     head: list = field(default_factory=list)  # the first lines
+    cut_by_budget: bool = False  # killed at a limit that the step's or the check's time budget had shortened
+    lines: int = 0  # how many lines it printed
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0
 
     def text(self) -> str:
+        """Its first and last lines, each printed line once."""
+        overlap = len(self.head) + len(self.tail) - self.lines
+        if overlap > 0:
+            return "\n".join(self.head + self.tail[overlap:])
         return "\n".join(self.head + ["..."] + self.tail)
+
+
+class Running:
+    """A started command whose output a thread copies into the log as it comes (so that it never blocks on a
+    full pipe), keeping its first and last lines."""
+
+    def __init__(self, process: subprocess.Popen, log_file, tail_lines: int = 60):
+        self.process, self.started = process, time.monotonic()
+        self.head: list = []
+        self.lines = 0
+        self.tail: collections.deque = collections.deque(maxlen=tail_lines)
+        self.reader = threading.Thread(target=self._pump, args=(log_file,), daemon=True)
+        self.reader.start()
+
+    def _pump(self, log_file) -> None:
+        for line in self.process.stdout:
+            line = line.rstrip("\n")
+            self.tail.append(line)
+            self.lines += 1
+            if len(self.head) < 30:
+                self.head.append(line)
+            log_file.write("    " + line + "\n")
+        self.ended = time.monotonic()  # its output closed: the command has ended
+
+    def seconds(self) -> float:
+        return getattr(self, "ended", time.monotonic()) - self.started
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 class DeviceCheck:
@@ -107,6 +151,18 @@ class DeviceCheck:
         self.source_paths: list[str] = []  # src folders used when the pure packages could not be installed
         self.core_built = False  # the CTest CUDA program (GPU mode)
         self.started = datetime.datetime.now(datetime.timezone.utc)
+        self.step_deadline = self.deadline
+        self.live: set[Running] = set()
+        self.notes: list[str] = list(args.notes)
+        signal.signal(signal.SIGTERM, self.terminate)
+
+    def terminate(self, signum, frame):
+        """Stopped from outside (the device tool's time limit, say): no command of the check outlives it."""
+        for running in list(self.live):
+            running.kill()
+        self.log("terminated: the commands still running were killed")
+        self.write_summary()
+        sys.exit(128 + signum)
 
     # --- running commands -------------------------------------------------------------------------------
 
@@ -130,48 +186,49 @@ class DeviceCheck:
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
-    def start(self, cmd: list, env: dict | None = None, cwd: Path = REPO) -> subprocess.Popen:
+    def start(self, cmd: list, env: dict | None = None, cwd: Path = REPO) -> Running:
+        """Starts a command in a process group of its own (not a session: it ends with the check's session)."""
         self.log("$ " + " ".join(map(str, cmd)))
-        return subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env or self.environ(), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+        process = subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env or self.environ(), stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, errors="replace", preexec_fn=os.setpgrp)
+        running = Running(process, self.log_file)
+        self.live.add(running)
+        return running
 
-    def finish(self, process: subprocess.Popen, limit: float, tail_lines: int = 60) -> Command:
-        """Streams a started command's output into the log until it ends or `limit` seconds pass (then its
-        whole process group is killed)."""
-        tail: collections.deque = collections.deque(maxlen=tail_lines)
-        head: list = []
-        started = time.monotonic()
+    def time_left(self) -> float:
+        """Seconds until the current step's deadline (itself within the check's budget)."""
+        return min(self.step_deadline, self.deadline - 10) - time.monotonic()
 
-        def pump():
-            for line in process.stdout:
-                line = line.rstrip("\n")
-                tail.append(line)
-                if len(head) < 30:
-                    head.append(line)
-                self.log_file.write("    " + line + "\n")
-
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
+    def finish(self, running: Running, limit: float) -> Command:
+        """Waits for a started command until it ends or `limit` seconds after its start pass, cut to what the
+        step and the check have left; then its whole process group is killed."""
+        allowed = min(limit, self.time_left() + (time.monotonic() - running.started))
         try:
-            process.wait(timeout=max(1.0, limit))
+            running.process.wait(timeout=max(1.0, allowed - (time.monotonic() - running.started)))
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            reader.join(timeout=5)
-            self.log(f"killed after {limit:.0f} s (its time limit)")
-            return Command(None, time.monotonic() - started, list(tail), head)
-        reader.join(timeout=5)
-        seconds = time.monotonic() - started
-        self.log(f"exit status {process.returncode} after {seconds:.1f} s")
-        return Command(process.returncode, seconds, list(tail), head)
+            running.kill()
+            running.process.wait()
+            running.reader.join(timeout=5)
+            self.live.discard(running)
+            cut = allowed < limit
+            self.log(f"killed after {allowed:.0f} s (" + ("the time budget" if cut else "its time limit") + ")")
+            return Command(None, time.monotonic() - running.started, list(running.tail), running.head, cut,
+                           running.lines)
+        running.reader.join(timeout=5)
+        self.live.discard(running)
+        seconds = running.seconds()
+        self.log(f"exit status {running.process.returncode} after {seconds:.1f} s")
+        return Command(running.process.returncode, seconds, list(running.tail), running.head, lines=running.lines)
 
     def run(self, cmd: list, limit: float, env: dict | None = None, cwd: Path = REPO) -> Command:
-        return self.finish(self.start(cmd, env, cwd), min(limit, max(1.0, self.remaining() - 15)))
+        return self.finish(self.start(cmd, env, cwd), limit)
 
     def py(self, *args) -> list:
         return [self.python, *args]
 
     def require(self, command: Command, what: str) -> Command:
+        if command.cut_by_budget:
+            raise StepSkipped(f"the time budget ran out during {what}")
         if command.returncode is None:
             raise StepFailed(f"{what}: timed out after {command.seconds:.0f} s", command.tail)
         if not command.ok:
@@ -264,9 +321,9 @@ class DeviceCheck:
                 configure += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={self.find_tool('ninja')}"]
             core = self.start(["bash", "-c", " ".join(f"'{c}'" for c in configure) +
                                f" && '{cmake}' --build '{core_dir}' --parallel {jobs}"], build_env)
-        ops_result = self.finish(ops, min(480, self.remaining() - 15))
+        ops_result = self.finish(ops, 300)
         if core is not None:
-            core_result = self.finish(core, min(480, max(1.0, self.remaining() - 15)))
+            core_result = self.finish(core, 300)
             details["core_build_s"] = round(core_result.seconds, 1)
             self.core_built = core_result.ok
             if not core_result.ok:
@@ -303,7 +360,7 @@ class DeviceCheck:
         if not self.core_built:
             raise StepFailed("the CUDA CTest program was not built (see install)")
         ctest = self.find_tool("ctest") or "ctest"
-        result = self.run([ctest, "--test-dir", self.work / "build" / "core", "--output-on-failure", "-R",
+        result = self.run([ctest, "--test-dir", self.work / "build" / "core", "-V", "--no-tests=error", "-R",
                            "^test_cuda_backend$"], 300)
         self.require(result, "ctest test_cuda_backend")
         if re.search(r"\bSkipped\b|Not Run", result.text()):
@@ -311,10 +368,12 @@ class DeviceCheck:
         cases = [line.strip() for line in result.tail if "cases agree" in line or "empty batch" in line]
         return "; ".join(cases) or "passed", {"output": cases}
 
-    def pytest(self, paths: list, marker: str, limit: float, extra: tuple = ()) -> tuple[Command, dict]:
-        cmd = self.py("-m", "pytest", *paths, "-m", marker, "-q", "-rfE", "-o",
+    def pytest(self, paths: list, marker: str, limit: float, extra: tuple = (), env: dict | None = None):
+        """(the command, its counts) of a pytest run; short tracebacks, so that a mass failure cannot make
+        log.txt too large to come back from the device machine."""
+        cmd = self.py("-m", "pytest", *paths, "-m", marker, "-q", "-rfE", "--tb=short", "-o",
                       f"cache_dir={self.work / 'pytest-cache'}", "-W", "ignore::DeprecationWarning", *extra)
-        result = self.run(cmd, limit)
+        result = self.run(cmd, limit, env)
         return result, pytest_counts(result.text())
 
     def step_pytest_cuda(self) -> tuple[str, dict]:
@@ -326,14 +385,22 @@ class DeviceCheck:
             if not result.ok or not collected:
                 raise StepFailed("collecting the CUDA cases failed", result.tail)
             raise StepSkipped(f"no GPU; {collected} CUDA cases collected", counts)
-        workers = ("-n", "8") if self.has_module("xdist") else ()
-        result, counts = self.pytest(tests, marker, 420, workers)
+        extra = ["--maxfail=50"]
+        if self.has_module("xdist"):
+            extra += ["-n", "8"]
+        if self.has_module("pytest_timeout"):
+            extra += ["--timeout", "120"]  # a hung kernel fails its test, not the whole step
+        result, counts = self.pytest(tests, marker, 300, tuple(extra))
         details = {"counts": counts}
+        if result.cut_by_budget:
+            raise StepSkipped("the time budget ran out during the CUDA tests", details)
         if result.returncode is None:
             raise StepFailed("timed out", result.tail, details)
         if not result.ok:
-            # the failures again, one launch at a time, so that a device fault is blamed on the right call
-            rerun, rerun_counts = self.pytest(tests, marker, 180, ("--lf", "-p", "no:xdist"))
+            # the failures again, one launch at a time, so that a device fault is blamed on the right call; -x:
+            # after a fault the CUDA context is lost and every later test would fail too
+            rerun, rerun_counts = self.pytest(tests, marker, 150, ("--lf", "-x", "-p", "no:xdist"),
+                                              self.environ(CUDA_LAUNCH_BLOCKING=1))
             details["rerun_with_CUDA_LAUNCH_BLOCKING"] = rerun_counts
             raise StepFailed(f"{format_counts(counts)}; rerun with CUDA_LAUNCH_BLOCKING=1: "
                              f"{format_counts(rerun_counts)}", result.tail + ["--- rerun ---"] + rerun.tail, details)
@@ -353,6 +420,8 @@ class DeviceCheck:
                 raise StepFailed("collecting the large-tensor CUDA cases failed", result.tail)
             raise StepSkipped(f"no GPU; {collected} CUDA cases collected", counts)
         result, counts = self.pytest(tests, "heavy and cuda", 240)
+        if result.cut_by_budget:
+            raise StepSkipped("the time budget ran out during the large-tensor tests", counts)
         if not result.ok or not counts.get("passed"):
             raise StepFailed(format_counts(counts) or "failed", result.tail, counts)
         return format_counts(counts), counts
@@ -435,18 +504,18 @@ class DeviceCheck:
         if spec.make_data:
             self.require(self.run(self.py(*spec.make_data), 120), f"making the {spec.task} dataset")
         train = self.py("-m", spec.module, "--config-file", spec.config)
-        process = self.start(train + spec.opts)
-        started = time.monotonic()
+        running = self.start(train + spec.opts)
         killed_at = None
-        limit = min(150, self.remaining() - 30)
-        while process.poll() is None and time.monotonic() - started < limit:
+        while running.process.poll() is None and self.time_left() > 5:
             checkpoints = sorted(spec.output.glob("model_0*.pth"))
-            if checkpoints:
-                os.killpg(process.pid, signal.SIGKILL)
+            if checkpoints and (spec.output / "last_checkpoint").exists():
+                running.kill()
                 killed_at = checkpoints[0].name
                 break
             time.sleep(0.1)
-        first = self.finish(process, max(1.0, limit - (time.monotonic() - started)))
+        first = self.finish(running, 150)
+        if first.cut_by_budget:
+            raise StepSkipped("the time budget ran out during training")
         if killed_at is None and not first.ok:
             raise StepFailed("training failed before its first checkpoint", first.tail)
         resumed = self.require(self.run(train + ["--resume", *spec.opts], 200), "resumed training")
@@ -476,9 +545,12 @@ class DeviceCheck:
             raise StepFailed("the CUDA CTest program was not built (see install)")
         program = self.work / "build" / "core" / "tests" / "test_cuda_backend"
         details, failed = {}, []
-        for tool, every in (("memcheck", 8), ("initcheck", 16)):
+        for tool, every in (("memcheck", 16), ("initcheck", 32)):
             result = self.run([sanitizer, "--tool", tool, "--error-exitcode", "99", "--print-limit", "20", program,
                                "--every", every], 200)
+            if result.cut_by_budget:
+                details[tool] = {"every": every, "summary": "not finished within the time budget"}
+                continue
             summary = next((line for line in reversed(result.tail) if "ERROR SUMMARY" in line), "no summary")
             details[tool] = {"every": every, "returncode": result.returncode, "summary": summary.strip()}
             if not result.ok:
@@ -493,10 +565,15 @@ class DeviceCheck:
     # --- the whole check ----------------------------------------------------------------------------------
 
     def run_step(self, name: str, step: Callable[[], tuple[str, dict]]) -> StepResult:
-        self.log(f"=== {name} ({self.remaining():.0f} s of the budget left)")
+        cap, least = STEPS[name]
+        if not self.gpu:
+            cap, least = cap * PLUMBING_SLACK, least * PLUMBING_SLACK
+        self.log(f"=== {name} ({self.remaining():.0f} s of the budget left; this step at most {cap} s)")
         started = time.monotonic()
-        if self.remaining() < 20:
-            result = StepResult(name, "skipped", 0.0, "the time budget is spent")
+        self.step_deadline = started + cap
+        if self.remaining() - 10 < least:
+            result = StepResult(name, "skipped", 0.0, f"the time budget is spent ({self.remaining():.0f} s left, "
+                                                      f"the step needs at least {least} s)")
         else:
             try:
                 headline, details = step()
@@ -515,6 +592,8 @@ class DeviceCheck:
 
     def main(self) -> int:
         self.log(f"device check of {REPO} with {self.python}; budget {self.budget:.0f} s; output {self.out}")
+        for note in self.notes:
+            self.log(f"note: {note}")
         steps = {"environment": self.step_environment, "install": self.step_install, "ctest": self.step_ctest,
                  "pytest-cuda": self.step_pytest_cuda, "large-tensors": self.step_large_tensors,
                  "bench": self.step_bench, "step-benchmarks": self.step_step_benchmarks,
@@ -543,7 +622,7 @@ class DeviceCheck:
     def write_summary(self) -> None:
         summary = {"started": self.started.isoformat(timespec="seconds"), "elapsed_s": round(self.elapsed(), 1),
                    "budget_s": self.budget, "mode": "gpu" if self.gpu else "plumbing (no GPU)",
-                   "environment": self.env_info, "steps": [asdict(r) for r in self.results]}
+                   "environment": self.env_info, "notes": self.notes, "steps": [asdict(r) for r in self.results]}
         write_atomic(self.out / "summary.json", json.dumps(summary, indent=2, default=str))
         write_atomic(self.out / "summary.md", render_markdown(summary))
 
@@ -589,6 +668,10 @@ def pytest_counts(text: str) -> dict:
             if seconds:
                 counts["seconds"] = float(seconds.group(1))
             break
+    if not counts:  # --collect-only -qq: a "path.py: N" line per file
+        per_file = re.findall(r"^\S+\.py: (\d+)$", text, flags=re.M)
+        if per_file:
+            counts["collected"] = sum(map(int, per_file))
     return counts
 
 
@@ -731,7 +814,9 @@ def render_markdown(summary: dict) -> str:
     if env:
         lines.append(f"- software: Python {env.get('python')}, torch {env.get('torch')} (CUDA {env.get('torch_cuda')}), "
                      f"nvcc {env.get('nvcc_version')}, {env.get('cpus')} CPUs, {env.get('platform')}")
-    lines += [f"- mode: {summary['mode']}; {summary['elapsed_s']:.0f} s of a {summary['budget_s']:.0f} s budget", "",
+    lines += [f"- mode: {summary['mode']}; {summary['elapsed_s']:.0f} s of a {summary['budget_s']:.0f} s budget"]
+    lines += [f"- note: {note}" for note in summary.get("notes", [])]
+    lines += ["",
               "| step | status | time | result |", "|---|---|---|---|"]
     for step in summary["steps"]:
         headline = step["headline"].replace("|", "/").replace("\n", " ")
@@ -769,14 +854,18 @@ def parse_args(argv):
                         help="run only these steps (environment and install always run)")
     parser.add_argument("--python", default=os.environ.get("PYTHON", "python3"), help="the Python to use")
     args = parser.parse_args(argv)
+    args.notes = []
     if args.wheels is not None and not args.wheels.is_dir():
-        raise UsageError(f"--wheels {args.wheels}: not a folder")
+        # not worth losing a GPU run over: the steps that need a missing package say which
+        args.notes.append(f"--wheels {args.wheels} is not a folder: going on without it")
+        args.wheels = None
+    args.outdir, args.work = args.outdir.resolve(), args.work.resolve()
     if args.budget < 60:
         raise UsageError(f"--budget {args.budget:.0f}: give the check at least 60 seconds")
     resolved = shutil.which(args.python)
     if resolved is None:
         raise UsageError(f"--python {args.python}: not found")
-    args.python = resolved
+    args.python = os.path.abspath(resolved)  # absolute (tools are found beside it), symlinks kept (a venv's)
     return args
 
 

@@ -24,6 +24,7 @@ def test_pytest_counts_reads_pytest_summary_lines():
         "failed": 12, "passed": 1380, "skipped": 3, "warnings": 2, "seconds": 61.2}
     assert device_check.pytest_counts("1335/2762 tests collected (1427 deselected) in 3.41s")["collected"] == 1335
     assert device_check.pytest_counts("1 error in 0.5s")["error"] == 1
+    assert device_check.pytest_counts("tests/test_a.py: 789\ntests/test_b.py: 7\n")["collected"] == 796
     assert device_check.format_counts({"passed": 3, "failed": 1, "seconds": 2.0}) == "3 passed, 1 failed in 2 s"
 
 
@@ -70,7 +71,15 @@ def test_summary_markdown_shows_steps_targets_and_failures():
 
 
 def test_usage_errors_are_one_line_and_exit_status_2(tmp_path, capsys):
-    assert device_check.main([str(tmp_path / "out"), "--wheels", str(tmp_path / "none")]) == 2
     assert device_check.main([str(tmp_path / "out"), "--budget", "5"]) == 2
+    assert device_check.main([str(tmp_path / "out"), "--python", "no-such-python"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("device_check: error: ") for line in err)
+
+
+def test_a_missing_wheel_folder_is_a_note_not_an_error(tmp_path):
+    """A GPU run is too scarce to lose over a folder left out of the call: the steps that need a missing
+    package say which."""
+    args = device_check.parse_args([str(tmp_path / "out"), "--wheels", str(tmp_path / "none"), "--work", "rel"])
+    assert args.wheels is None and "not a folder" in args.notes[0]
+    assert args.work.is_absolute() and args.outdir.is_absolute()
