@@ -113,19 +113,38 @@ void store_row(const A* src, int64_t len, T* dst, int64_t stride) {
   for (int64_t x = 0; x < len; ++x) dst[x * stride] = store<T>(src[x]);
 }
 
+// Input rows padded with r zeros on each side, kept for the k consecutive input rows whose windows read them: a
+// ring of k slots, each holding one input row of every channel ([c][r + x], pitch W + 2r; slot iy % k holds row
+// iy), plus a slot of zeros standing for rows outside the image. A thread's task rows are consecutive, so each
+// input row is loaded once (plus r rows at each end of its range) instead of k times.
 template <typename T, typename A>
-void load_input_rows(const Geometry& g, const Tensor4<T>& x, int64_t n, int64_t c, int64_t h, int64_t pitch,
-                     A* rows) {
-  for (int dyi = 0; dyi < g.k; ++dyi) {
-    A* row = rows + dyi * pitch;
-    const int64_t iy = h + dyi - g.r;
-    if (inside(iy, g.H)) {
-      load_padded_row(x.row(n, c, iy), x.s.w, g.W, g.r, row);
-    } else {
-      std::fill(row, row + pitch, A(0));
-    }
+class PaddedRowRing {
+ public:
+  PaddedRowRing(const Geometry& g, const Tensor4<T>& x)
+      : g_(g), x_(x), pitch_(g.W + 2 * g.r), slot_(g.C * pitch_), rows_(buffer<A>((g.k + 1) * slot_)),
+        held_(static_cast<size_t>(g.k), -1) {
+    std::fill(rows_.begin() + g.k * slot_, rows_.end(), A(0));
   }
-}
+  int64_t pitch() const { return pitch_; }
+  // input row iy of image n, every channel: [c][r + x]
+  const A* row(int64_t n, int64_t iy) {
+    if (!inside(iy, g_.H)) return rows_.data() + g_.k * slot_;
+    const int64_t slot = iy % g_.k;
+    A* dst = rows_.data() + slot * slot_;
+    if (held_[size_t(slot)] != n * g_.H + iy) {
+      held_[size_t(slot)] = n * g_.H + iy;
+      for (int64_t c = 0; c < g_.C; ++c) load_padded_row(x_.row(n, c, iy), x_.s.w, g_.W, g_.r, dst + c * pitch_);
+    }
+    return dst;
+  }
+
+ private:
+  const Geometry& g_;
+  const Tensor4<T>& x_;
+  int64_t pitch_, slot_;
+  std::vector<A> rows_;
+  std::vector<int64_t> held_;  // the (n, row) each slot holds
+};
 
 int64_t channels_end(const Geometry& g, int64_t group) { return (group + 1) * g.channels_per_group; }
 
@@ -243,29 +262,28 @@ void forward_rows(const Geometry& g, int64_t s, const Tensor4<T>& x, const Sourc
   const int64_t pitch = g.W + 2 * g.r;
   constexpr int block = kMaxShared;  // channels computed together: they share the mask rows
   auto mask_phases = buffer<A>(max_output_rows(g) * taps * s * g.W);  // [i][t][j][x]: output row i of h
-  auto padded = buffer<A>(block * g.k * pitch);                       // [q][dy + r][r + x]: rows h-r..h+r
   auto phase_out = buffer<A>(block * s * g.W);                        // [q][j][x]
   auto scratch = buffer<A>(Source::scratch_size(g, s));
-  std::vector<const A*> a(static_cast<size_t>(taps)), b(static_cast<size_t>(block * taps));
+  PaddedRowRing<T, A> input(g, x);
+  std::vector<const A*> a(static_cast<size_t>(taps)), b(static_cast<size_t>(taps)), tap_rows(size_t(g.k));
   A* outs[block];
+  int64_t channel_offsets[block];
+  for (int q = 0; q < block; ++q) channel_offsets[q] = q * pitch;
   for (int64_t task = begin; task < end; ++task) {
     const int64_t n = task / g.H, h = task % g.H;
     const RowRange rows = output_rows(g, h);
     if (rows.count() == 0) continue;
+    for (int dyi = 0; dyi < g.k; ++dyi) tap_rows[size_t(dyi)] = input.row(n, h + dyi - g.r);
     for (int64_t group = 0; group < g.G; ++group) {
       source.load(g, s, n, group, rows, mask_phases.data(), scratch.data());
       for (int64_t c0 = group * g.channels_per_group; c0 < channels_end(g, group); c0 += block) {
         const int count = int(std::min<int64_t>(block, channels_end(g, group) - c0));
-        for (int q = 0; q < count; ++q) {
-          A* rows_q = padded.data() + q * g.k * pitch;
-          load_input_rows(g, x, n, c0 + q, h, pitch, rows_q);
-          for (int t = 0; t < taps; ++t) b[q * taps + t] = rows_q + (t / g.k) * pitch + t % g.k;
-        }
+        for (int t = 0; t < taps; ++t) b[t] = tap_rows[size_t(t / g.k)] + c0 * pitch + t % g.k;
         for (int64_t i = 0; i < rows.count(); ++i) {
           for (int64_t j = 0; j < s; ++j) {
             for (int t = 0; t < taps; ++t) a[t] = mask_phases.data() + ((i * taps + t) * s + j) * g.W;
             for (int q = 0; q < count; ++q) outs[q] = phase_out.data() + (q * s + j) * g.W;
-            sum_of_products_shared(outs, count, g.W, taps, a.data(), b.data(), false);
+            sum_of_products_shared(outs, count, g.W, taps, a.data(), b.data(), channel_offsets, false);
           }
           for (int q = 0; q < count; ++q)
             store_phases(phase_out.data() + q * s * g.W, g.W, s, g.OW,
@@ -276,124 +294,124 @@ void forward_rows(const Geometry& g, int64_t s, const Tensor4<T>& x, const Sourc
   }
 }
 
-// dL/dM in phase rows per input row, summed over the channels of each group, handed to the source (which
-// stores it as grad_masks, or turns it into grad_logits).
+// The backward, one input row h per task: dL/dX of row h, and dL/dM of the output rows of h (handed to the
+// source, which stores it as grad_masks or turns it into grad_logits). Both read dY split into padded phase rows,
+// each dY row of a thread's range once:
+// - dL/dX[h] gathers over the taps and phases whose source pixel is (h - dy, w - dx): input row h reads, through
+//   tap row dy, the outputs of source row h - dy. Every source row's masks and dY rows are read by k input rows,
+//   so they are split once into a ring of k slots (slot sh % k holds source row sh) and read from there.
+// - dL/dM of the outputs of h is the sum over the channels of a group of dY (shared by the taps) times X shifted
+//   by the tap, the dY rows taken from the same ring.
 template <typename T, typename Source>
-void grad_masks_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, const Tensor4<T>& x, const Source& source,
-                     int64_t begin, int64_t end) {
+void backward_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, const Tensor4<T>& x, const Source& source,
+                   T* grad_x, Strides gxs, int64_t begin, int64_t end) {
   using A = accumulate_t<T>;
-  constexpr int64_t chunk = 32;  // channels whose rows are held at once
   const int taps = g.k * g.k;
   const int64_t pitch = g.W + 2 * g.r, max_rows = max_output_rows(g);
-  auto sums = buffer<A>(max_rows * taps * s * g.W);          // [i][t][j][x]
-  auto grad_phases = buffer<A>(chunk * max_rows * s * g.W);  // [q][i][j][x]: channel q of the chunk
-  auto padded = buffer<A>(chunk * g.k * pitch);              // [q][dy + r][r + x]
+  constexpr int block = kMaxShared;  // dL/dX: channels computed together (they share the mask rows)
+  constexpr int64_t chunk = 32;      // dL/dM: channels summed per call
+  const int64_t row_stride = s * pitch;                         // between output rows of a channel in the ring
+  const int64_t channel_stride = max_rows * row_stride;         // between channels in the ring
+  const int64_t mask_slot = g.G * max_rows * taps * s * pitch;  // [group][i][t][j][r + x]
+  const int64_t grad_slot = g.C * channel_stride;               // [c][i][j][r + x]
+  auto mask_ring = buffer<A>(g.k * mask_slot);
+  auto grad_ring = buffer<A>(g.k * grad_slot);
+  std::vector<int64_t> ring_row(static_cast<size_t>(g.k), -1);  // the (n, source row) of each slot
+  PaddedRowRing<T, A> input(g, x);
+  auto row_masks = buffer<A>(max_rows * taps * s * g.W);  // [i][t][j][x] of one source row
+  auto sums = buffer<A>(std::max<int64_t>(block * g.W, max_rows * taps * s * g.W));
   auto scratch = buffer<A>(Source::scratch_size(g, s));
-  std::vector<const A*> a(static_cast<size_t>(chunk)), b(static_cast<size_t>(kMaxShared * chunk));
-  A* outs[kMaxShared];
+  const size_t max_terms = static_cast<size_t>(std::max<int64_t>(taps * max_rows * s, chunk));
+  std::vector<const A*> a(max_terms), b(max_terms), tap_rows(size_t(g.k));
+  A* outs[block];
+  int64_t offsets[block];
+
+  auto load_source_row = [&](int64_t n, int64_t sh) {
+    const int64_t slot = sh % g.k;
+    if (ring_row[size_t(slot)] == n * g.H + sh) return;
+    ring_row[size_t(slot)] = n * g.H + sh;
+    const RowRange rows = output_rows(g, sh);
+    for (int64_t group = 0; group < g.G; ++group) {
+      source.load(g, s, n, group, rows, row_masks.data(), scratch.data());
+      for (int64_t i = 0; i < rows.count(); ++i)
+        for (int t = 0; t < taps; ++t)
+          for (int64_t j = 0; j < s; ++j) {
+            A* dst = mask_ring.data() + slot * mask_slot + (((group * max_rows + i) * taps + t) * s + j) * pitch;
+            const A* src = row_masks.data() + ((i * taps + t) * s + j) * g.W;
+            std::fill(dst, dst + g.r, A(0));
+            std::copy(src, src + g.W, dst + g.r);
+            std::fill(dst + g.r + g.W, dst + pitch, A(0));
+          }
+    }
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t i = 0; i < rows.count(); ++i)
+        load_phases(dy.row(n, c, rows.first + i), dy.s.w, g.W, s, g.OW, g.r,
+                    grad_ring.data() + slot * grad_slot + c * channel_stride + i * row_stride);
+  };
+
   for (int64_t task = begin; task < end; ++task) {
     const int64_t n = task / g.H, h = task % g.H;
+    const int dyi_begin = int(std::max<int64_t>(0, h + g.r - (g.H - 1)));
+    const int dyi_end = int(std::min<int64_t>(g.k, h + g.r + 1));
+    for (int dyi = dyi_begin; dyi < dyi_end; ++dyi) load_source_row(n, h - dyi + g.r);
+    for (int dyi = 0; dyi < g.k; ++dyi) tap_rows[size_t(dyi)] = input.row(n, h + dyi - g.r);
     const RowRange rows = output_rows(g, h);
-    if (rows.count() == 0) continue;
+    const A* grad_h = grad_ring.data() + (h % g.k) * grad_slot + g.r;  // dY rows of the outputs of h, unpadded
     for (int64_t group = 0; group < g.G; ++group) {
+      // dL/dX[h]: for each (tap row, output row, tap column, phase) the mask row (shared by the channels) and the
+      // dY row of the block's first channel, both shifted by -dx: dX[w] += M[.., s*(w - dx) + j] * dY[.., same]
+      for (int q = 0; q < block; ++q) offsets[q] = q * channel_stride;
+      for (int64_t c0 = group * g.channels_per_group; c0 < channels_end(g, group); c0 += block) {
+        const int channels = int(std::min<int64_t>(block, channels_end(g, group) - c0));
+        int terms = 0;
+        for (int dyi = dyi_begin; dyi < dyi_end; ++dyi) {
+          const int64_t sh = h - dyi + g.r, slot = sh % g.k;
+          const RowRange source_rows = output_rows(g, sh);
+          for (int64_t i = 0; i < source_rows.count(); ++i)
+            for (int dxi = 0; dxi < g.k; ++dxi)
+              for (int64_t j = 0; j < s; ++j) {
+                const int64_t shift = g.r - (dxi - g.r);
+                a[terms] = mask_ring.data() + slot * mask_slot +
+                           (((group * max_rows + i) * taps + dyi * g.k + dxi) * s + j) * pitch + shift;
+                b[terms] = grad_ring.data() + slot * grad_slot + c0 * channel_stride + i * row_stride + j * pitch +
+                           shift;
+                ++terms;
+              }
+        }
+        for (int q = 0; q < channels; ++q) outs[q] = sums.data() + q * g.W;
+        sum_of_products_shared(outs, channels, g.W, terms, a.data(), b.data(), offsets, false);
+        for (int q = 0; q < channels; ++q)
+          for (int64_t w = 0; w < g.W; ++w)
+            grad_x[element_offset(gxs, n, c0 + q, h, w)] = store<T>(sums[q * g.W + w]);
+      }
+      if (rows.count() == 0) continue;
+      // dL/dM of the outputs of h: dM_t += sum over the chunk's channels of dY (shared by the taps) * X shifted
+      // by the tap; X of channel q at tap t is b[q] (its tap (0, 0) row) + the tap's offset, the same for every q
       const int64_t c_begin = group * g.channels_per_group;
       for (int64_t c0 = c_begin; c0 < channels_end(g, group); c0 += chunk) {
         const int64_t count = std::min(chunk, channels_end(g, group) - c0);
-        for (int64_t q = 0; q < count; ++q) {
-          for (int64_t i = 0; i < rows.count(); ++i)
-            load_phases(dy.row(n, c0 + q, rows.first + i), dy.s.w, g.W, s, g.OW, 0,
-                        grad_phases.data() + (q * max_rows + i) * s * g.W);
-          load_input_rows(g, x, n, c0 + q, h, pitch, padded.data() + q * g.k * pitch);
-        }
-        // dM_t += sum over the chunk's channels of dY (shared by the taps) * X shifted by the tap
         for (int64_t i = 0; i < rows.count(); ++i)
           for (int64_t j = 0; j < s; ++j) {
-            for (int64_t q = 0; q < count; ++q) a[q] = grad_phases.data() + ((q * max_rows + i) * s + j) * g.W;
-            for (int t0 = 0; t0 < taps; t0 += kMaxShared) {
-              const int outputs = std::min(kMaxShared, taps - t0);
+            for (int64_t q = 0; q < count; ++q) {
+              a[q] = grad_h + (c0 + q) * channel_stride + i * row_stride + j * pitch;
+              b[q] = tap_rows[0] + (c0 + q) * pitch;
+            }
+            // the taps in groups of at most kMaxShared, as even as can be (25: 4 x 4 + 3 x 3): a group of one
+            // would wait on the multiply-add latency
+            const int groups = (taps + kMaxShared - 1) / kMaxShared;
+            for (int group_index = 0, t0 = 0; group_index < groups; ++group_index) {
+              const int outputs = (taps - t0) / (groups - group_index);
               for (int u = 0; u < outputs; ++u) {
                 const int t = t0 + u;
                 outs[u] = sums.data() + ((i * taps + t) * s + j) * g.W;
-                for (int64_t q = 0; q < count; ++q)
-                  b[u * count + q] = padded.data() + (q * g.k + t / g.k) * pitch + t % g.k;
+                offsets[u] = (tap_rows[size_t(t / g.k)] - tap_rows[0]) + t % g.k;
               }
-              sum_of_products_shared(outs, outputs, g.W, int(count), a.data(), b.data(), c0 != c_begin);
+              sum_of_products_shared(outs, outputs, g.W, int(count), a.data(), b.data(), offsets, c0 != c_begin);
+              t0 += outputs;
             }
           }
       }
       source.store_gradient(g, s, n, group, rows, sums.data(), scratch.data());
-    }
-  }
-}
-
-template <typename T, typename Source>
-void grad_features_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, const Source& source, T* out,
-                        Strides os, int64_t begin, int64_t end) {
-  using A = accumulate_t<T>;
-  const int taps = g.k * g.k;
-  const int64_t pitch = g.W + 2 * g.r, max_rows = max_output_rows(g);
-  auto row_masks = buffer<A>(max_rows * taps * s * g.W);          // [i][t][j][x] of one source row
-  auto mask_phases = buffer<A>(g.k * max_rows * g.k * s * pitch);  // [dy + r][i][dx + r][j][r + x]
-  constexpr int block = kMaxShared;  // channels computed together: they share the mask rows
-  const int64_t grad_size = g.k * max_rows * s * pitch;
-  auto grad_phases = buffer<A>(block * grad_size);  // [q][dy + r][i][j][r + x]
-  auto sums = buffer<A>(block * g.W);               // [q][x]
-  auto scratch = buffer<A>(Source::scratch_size(g, s));
-  const size_t max_terms = static_cast<size_t>(taps * max_rows * s);
-  std::vector<const A*> a(max_terms), b(block * max_terms);
-  A* outs[block];
-  for (int64_t task = begin; task < end; ++task) {
-    const int64_t n = task / g.H, h = task % g.H;
-    // input row h is read through tap row dy by the outputs of source row h - dy
-    const int dyi_begin = int(std::max<int64_t>(0, h + g.r - (g.H - 1)));
-    const int dyi_end = int(std::min<int64_t>(g.k, h + g.r + 1));
-    for (int64_t group = 0; group < g.G; ++group) {
-      for (int dyi = dyi_begin; dyi < dyi_end; ++dyi) {
-        const RowRange rows = output_rows(g, h - dyi + g.r);
-        source.load(g, s, n, group, rows, row_masks.data(), scratch.data(), dyi * g.k, (dyi + 1) * g.k);
-        // the taps of tap row dy, padded by r zeros on each side (the gather below shifts by -dx)
-        for (int64_t i = 0; i < rows.count(); ++i)
-          for (int dxi = 0; dxi < g.k; ++dxi)
-            for (int64_t j = 0; j < s; ++j) {
-              A* dst = mask_phases.data() + (((dyi * max_rows + i) * g.k + dxi) * s + j) * pitch;
-              const A* src = row_masks.data() + ((i * taps + dyi * g.k + dxi) * s + j) * g.W;
-              std::fill(dst, dst + g.r, A(0));
-              std::copy(src, src + g.W, dst + g.r);
-              std::fill(dst + g.r + g.W, dst + pitch, A(0));
-            }
-      }
-      for (int64_t c0 = group * g.channels_per_group; c0 < channels_end(g, group); c0 += block) {
-        const int channels = int(std::min<int64_t>(block, channels_end(g, group) - c0));
-        // the terms: for each (tap row, output row, tap column, phase) the mask row (shared by the channels)
-        // and the channel's dY row
-        int terms = 0;
-        for (int dyi = dyi_begin; dyi < dyi_end; ++dyi) {
-          const RowRange rows = output_rows(g, h - dyi + g.r);
-          for (int64_t i = 0; i < rows.count(); ++i)
-            for (int dxi = 0; dxi < g.k; ++dxi)
-              for (int64_t j = 0; j < s; ++j) {
-                const int64_t shift = g.r - (dxi - g.r);
-                a[terms++] = mask_phases.data() + (((dyi * max_rows + i) * g.k + dxi) * s + j) * pitch + shift;
-              }
-        }
-        for (int q = 0; q < channels; ++q) {
-          int term = 0;
-          for (int dyi = dyi_begin; dyi < dyi_end; ++dyi) {
-            const RowRange rows = output_rows(g, h - dyi + g.r);
-            for (int64_t i = 0; i < rows.count(); ++i) {
-              A* grad = grad_phases.data() + q * grad_size + (dyi * max_rows + i) * s * pitch;
-              load_phases(dy.row(n, c0 + q, rows.first + i), dy.s.w, g.W, s, g.OW, g.r, grad);
-              // dX[w] += M[.., s*(w - dx) + j] * dY[.., s*(w - dx) + j]: both rows shifted by -dx
-              for (int dxi = 0; dxi < g.k; ++dxi)
-                for (int64_t j = 0; j < s; ++j) b[q * terms + term++] = grad + j * pitch + g.r - (dxi - g.r);
-            }
-          }
-          outs[q] = sums.data() + q * g.W;
-        }
-        sum_of_products_shared(outs, channels, g.W, terms, a.data(), b.data(), false);
-        for (int q = 0; q < channels; ++q)
-          for (int64_t w = 0; w < g.W; ++w) out[element_offset(os, n, c0 + q, h, w)] = store<T>(sums[q * g.W + w]);
-      }
     }
   }
 }
@@ -462,12 +480,9 @@ void reassemble_backward(const Problem& problem, const Device& device, ConstTens
                               });
     }
     const GivenMasks<T> masks_source{m, static_cast<T*>(grad_masks.data), grad_masks.strides};
-    parallel_for(g.N * g.H, device.num_threads, row_cost(g), [&](int64_t begin, int64_t end) {
-      grad_features_rows(g, s, dy, masks_source, static_cast<T*>(grad_features.data), grad_features.strides, begin,
-                         end);
-    });
-    parallel_for(g.N * g.H, device.num_threads, row_cost(g), [&](int64_t begin, int64_t end) {
-      grad_masks_rows(g, s, dy, x, masks_source, begin, end);
+    parallel_for(g.N * g.H, device.num_threads, 2 * row_cost(g), [&](int64_t begin, int64_t end) {
+      backward_rows(g, s, dy, x, masks_source, static_cast<T*>(grad_features.data), grad_features.strides, begin,
+                    end);
     });
   });
 }
@@ -495,12 +510,9 @@ void reassemble_normalized_backward(const Problem& problem, const Device& device
     const Tensor4<T> x{static_cast<const T*>(features.data), features.strides};
     const EncoderLogits<T> source{{static_cast<const T*>(logits.data), logits.strides},
                                   static_cast<T*>(grad_logits.data), grad_logits.strides};
-    parallel_for(g.N * g.H, device.num_threads, row_cost(g), [&](int64_t begin, int64_t end) {
-      grad_features_rows(g, g.sigma, dy, source, static_cast<T*>(grad_features.data), grad_features.strides, begin,
-                         end);
-    });
-    parallel_for(g.N * g.H, device.num_threads, row_cost(g), [&](int64_t begin, int64_t end) {
-      grad_masks_rows(g, g.sigma, dy, x, source, begin, end);
+    parallel_for(g.N * g.H, device.num_threads, 2 * row_cost(g), [&](int64_t begin, int64_t end) {
+      backward_rows(g, g.sigma, dy, x, source, static_cast<T*>(grad_features.data), grad_features.strides, begin,
+                    end);
     });
   });
 }

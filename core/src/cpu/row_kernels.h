@@ -17,16 +17,17 @@ void sum_of_products(float* out, int64_t len, int terms, const float* const* a, 
 void sum_of_products(double* out, int64_t len, int terms, const double* const* a, const double* const* b,
                      bool accumulate);
 
-// The same sum for up to kMaxShared outputs that share the a rows: outs[k][o] (+)= sum over t of
-// a[t][o] * b[k * terms + t][o], for k < count, o < len. Loading each a row once for all outputs is what makes
-// it faster than count separate calls (the reassembly kernels of a group's channels share their mask rows).
-// Every a[t] and b[.] must be readable for kRowSlack elements past len. Each output is summed in the order of
-// sum_of_products, so both give the same bits.
+// The same sum for up to kMaxShared outputs that share the a rows, their b rows at fixed offsets from each
+// other: outs[k][o] (+)= sum over t of a[t][o] * (b[t] + offsets[k])[o], for k < count, o < len. Loading each a
+// row once for all outputs is what makes it faster than count separate calls (the channels of a group share
+// their mask rows; the taps of a mask share their dY rows). Every a[t] and b[t] + offsets[k] must be readable for
+// kRowSlack elements past len. Every output column is summed in a fixed order (which depends on len only), so
+// results do not depend on how rows are split among threads.
 constexpr int kMaxShared = 4;
 void sum_of_products_shared(float* const* outs, int count, int64_t len, int terms, const float* const* a,
-                            const float* const* b, bool accumulate);
+                            const float* const* b, const int64_t* offsets, bool accumulate);
 void sum_of_products_shared(double* const* outs, int count, int64_t len, int terms, const double* const* a,
-                            const double* const* b, bool accumulate);
+                            const double* const* b, const int64_t* offsets, bool accumulate);
 
 // Phase split and merge of a contiguous row (see reassemble_cpu.cpp):
 // split: dst[j*pitch + x] = src[sigma*x + j]; merge: dst[sigma*x + j] = src[j*pitch + x]; for x < len, j < sigma.

@@ -24,16 +24,21 @@ class Upsample(CARAFEPack):
     ``scale_factor`` (the content encoder predicts kernels for sigma = scale_factor; with a ``size`` that is not
     sigma times the input, they are resampled to it). ``forward(x, size=None)`` may override the size per call."""
 
-    size: Optional[List[int]]
+    size: Optional[Tuple[int, int]]
 
     def __init__(self, channels: int, size=None, scale_factor: int = 2, **carafe_kwargs):
         super().__init__(channels, scale_factor, **carafe_kwargs)
         if isinstance(size, int):
             size = (size, size)
-        self.size = list(check_size(size)) if size is not None else None
+        self.size = tuple(check_size(size)) if size is not None else None
 
     def requested_size(self, size: Optional[List[int]]) -> Optional[List[int]]:
-        return size if size is not None else self.size
+        if size is not None:
+            return size
+        fixed = self.size
+        if fixed is None:
+            return None
+        return [fixed[0], fixed[1]]
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, size={self.size}, scale_factor={self.scale_factor}, up_kernel={self.up_kernel}"
