@@ -260,38 +260,46 @@ void forward_rows(const Geometry& g, int64_t s, const Tensor4<T>& x, const Sourc
   using A = accumulate_t<T>;
   const int taps = g.k * g.k;
   const int64_t pitch = g.W + 2 * g.r;
-  constexpr int block = kMaxShared;  // channels computed together: they share the mask rows
-  auto mask_phases = buffer<A>(max_output_rows(g) * taps * s * g.W);  // [i][t][j][x]: output row i of h
-  auto phase_out = buffer<A>(block * s * g.W);                        // [q][j][x]
+  constexpr int block = kMaxOuter;  // channels computed together: they share the mask rows
+  const int64_t max_rows = max_output_rows(g);
+  auto mask_phases = buffer<A>(max_rows * taps * s * g.W);  // [i][t][j][x]: output row i of h
+  auto phase_out = buffer<A>(block * max_rows * s * g.W);   // [q][i][j][x]
   auto scratch = buffer<A>(Source::scratch_size(g, s));
   PaddedRowRing<T, A> input(g, x);
-  std::vector<const A*> a(static_cast<size_t>(taps)), b(static_cast<size_t>(taps)), tap_rows(size_t(g.k));
-  A* outs[block];
+  std::vector<const A*> a(static_cast<size_t>(kMaxOuter * taps)), b(static_cast<size_t>(taps)),
+      tap_rows(size_t(g.k));
+  A* outs[kMaxOuter * block];
   int64_t channel_offsets[block];
   for (int q = 0; q < block; ++q) channel_offsets[q] = q * pitch;
   for (int64_t task = begin; task < end; ++task) {
     const int64_t n = task / g.H, h = task % g.H;
     const RowRange rows = output_rows(g, h);
     if (rows.count() == 0) continue;
+    const int64_t phase_rows = rows.count() * s;  // (output row i, phase j): all read the same input rows
     for (int dyi = 0; dyi < g.k; ++dyi) tap_rows[size_t(dyi)] = input.row(n, h + dyi - g.r);
     for (int64_t group = 0; group < g.G; ++group) {
       source.load(g, s, n, group, rows, mask_phases.data(), scratch.data());
       for (int64_t c0 = group * g.channels_per_group; c0 < channels_end(g, group); c0 += block) {
         const int count = int(std::min<int64_t>(block, channels_end(g, group) - c0));
         for (int t = 0; t < taps; ++t) b[t] = tap_rows[size_t(t / g.k)] + c0 * pitch + t % g.k;
-        for (int64_t i = 0; i < rows.count(); ++i) {
-          for (int64_t j = 0; j < s; ++j) {
-            for (int t = 0; t < taps; ++t) a[t] = mask_phases.data() + ((i * taps + t) * s + j) * g.W;
-            for (int q = 0; q < count; ++q) outs[q] = phase_out.data() + (q * s + j) * g.W;
-            sum_of_products_shared(outs, count, g.W, taps, a.data(), b.data(), channel_offsets, false);
+        // a block of (phase rows) x (channels) outputs: a = the phase rows' mask rows, b = the channels' inputs
+        for (int64_t p0 = 0; p0 < phase_rows; p0 += kMaxOuter) {
+          const int rows_a = int(std::min<int64_t>(kMaxOuter, phase_rows - p0));
+          for (int p = 0; p < rows_a; ++p) {
+            const int64_t i = (p0 + p) / s, j = (p0 + p) % s;
+            for (int t = 0; t < taps; ++t) a[p * taps + t] = mask_phases.data() + ((i * taps + t) * s + j) * g.W;
+            for (int q = 0; q < count; ++q) outs[p * count + q] = phase_out.data() + (q * max_rows * s + p0 + p) * g.W;
           }
-          for (int q = 0; q < count; ++q)
-            store_phases(phase_out.data() + q * s * g.W, g.W, s, g.OW,
-                         out + element_offset(os, n, c0 + q, rows.first + i, 0), os.w);
+          sum_of_products_outer(outs, rows_a, count, g.W, taps, a.data(), b.data(), channel_offsets, false);
         }
+        for (int q = 0; q < count; ++q)
+          for (int64_t i = 0; i < rows.count(); ++i)
+            store_phases(phase_out.data() + (q * max_rows + i) * s * g.W, g.W, s, g.OW,
+                         out + element_offset(os, n, c0 + q, rows.first + i, 0), os.w);
       }
     }
   }
+  finish_streamed_stores();
 }
 
 // The backward, one input row h per task: dL/dX of row h, and dL/dM of the output rows of h (handed to the
@@ -308,7 +316,7 @@ void backward_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, const Ten
   using A = accumulate_t<T>;
   const int taps = g.k * g.k;
   const int64_t pitch = g.W + 2 * g.r, max_rows = max_output_rows(g);
-  constexpr int block = kMaxShared;  // dL/dX: channels computed together (they share the mask rows)
+  constexpr int block = kMaxOuter;  // dL/dX: channels computed together (they share the mask rows)
   constexpr int64_t chunk = 32;      // dL/dM: channels summed per call
   const int64_t row_stride = s * pitch;                         // between output rows of a channel in the ring
   const int64_t channel_stride = max_rows * row_stride;         // between channels in the ring
@@ -321,10 +329,11 @@ void backward_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, const Ten
   auto row_masks = buffer<A>(max_rows * taps * s * g.W);  // [i][t][j][x] of one source row
   auto sums = buffer<A>(std::max<int64_t>(block * g.W, max_rows * taps * s * g.W));
   auto scratch = buffer<A>(Source::scratch_size(g, s));
-  const size_t max_terms = static_cast<size_t>(std::max<int64_t>(taps * max_rows * s, chunk));
+  const size_t max_terms = static_cast<size_t>(std::max<int64_t>(taps * max_rows * s, kMaxOuter * chunk));
   std::vector<const A*> a(max_terms), b(max_terms), tap_rows(size_t(g.k));
   A* outs[block];
-  int64_t offsets[block];
+  A* outs_masks[kMaxOuter * kMaxOuter];
+  int64_t offsets[kMaxOuter];
 
   auto load_source_row = [&](int64_t n, int64_t sh) {
     const int64_t slot = sh % g.k;
@@ -379,41 +388,47 @@ void backward_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, const Ten
               }
         }
         for (int q = 0; q < channels; ++q) outs[q] = sums.data() + q * g.W;
-        sum_of_products_shared(outs, channels, g.W, terms, a.data(), b.data(), offsets, false);
+        sum_of_products_outer(outs, 1, channels, g.W, terms, a.data(), b.data(), offsets, false);
         for (int q = 0; q < channels; ++q)
           for (int64_t w = 0; w < g.W; ++w)
             grad_x[element_offset(gxs, n, c0 + q, h, w)] = store<T>(sums[q * g.W + w]);
       }
       if (rows.count() == 0) continue;
-      // dL/dM of the outputs of h: dM_t += sum over the chunk's channels of dY (shared by the taps) * X shifted
-      // by the tap; X of channel q at tap t is b[q] (its tap (0, 0) row) + the tap's offset, the same for every q
-      const int64_t c_begin = group * g.channels_per_group;
+      // dL/dM of the outputs of h: dM_t += sum over the chunk's channels of dY * X shifted by the tap, for a block
+      // of (phase rows) x (taps): a = the phase rows' dY rows, b = X of channel q at tap (0, 0), shifted by the
+      // tap's offset (the same for every channel)
+      const int64_t c_begin = group * g.channels_per_group, phase_rows = rows.count() * s;
+      const int groups = (taps + kMaxOuter - 1) / kMaxOuter;  // taps in groups as even as can be (25: 3,3,3,4,...)
       for (int64_t c0 = c_begin; c0 < channels_end(g, group); c0 += chunk) {
-        const int64_t count = std::min(chunk, channels_end(g, group) - c0);
-        for (int64_t i = 0; i < rows.count(); ++i)
-          for (int64_t j = 0; j < s; ++j) {
-            for (int64_t q = 0; q < count; ++q) {
-              a[q] = grad_h + (c0 + q) * channel_stride + i * row_stride + j * pitch;
-              b[q] = tap_rows[0] + (c0 + q) * pitch;
-            }
-            // the taps in groups of at most kMaxShared, as even as can be (25: 4 x 4 + 3 x 3): a group of one
-            // would wait on the multiply-add latency
-            const int groups = (taps + kMaxShared - 1) / kMaxShared;
-            for (int group_index = 0, t0 = 0; group_index < groups; ++group_index) {
-              const int outputs = (taps - t0) / (groups - group_index);
-              for (int u = 0; u < outputs; ++u) {
-                const int t = t0 + u;
-                outs[u] = sums.data() + ((i * taps + t) * s + j) * g.W;
-                offsets[u] = (tap_rows[size_t(t / g.k)] - tap_rows[0]) + t % g.k;
-              }
-              sum_of_products_shared(outs, outputs, g.W, int(count), a.data(), b.data(), offsets, c0 != c_begin);
-              t0 += outputs;
-            }
+        const int count = int(std::min(chunk, channels_end(g, group) - c0));
+        for (int q = 0; q < count; ++q) b[q] = tap_rows[0] + (c0 + q) * pitch;
+        for (int64_t p0 = 0; p0 < phase_rows; p0 += kMaxOuter) {
+          const int rows_a = int(std::min<int64_t>(kMaxOuter, phase_rows - p0));
+          for (int p = 0; p < rows_a; ++p) {
+            const int64_t i = (p0 + p) / s, j = (p0 + p) % s;
+            for (int q = 0; q < count; ++q)
+              a[p * count + q] = grad_h + (c0 + q) * channel_stride + i * row_stride + j * pitch;
           }
+          for (int group_index = 0, t0 = 0; group_index < groups; ++group_index) {
+            const int outputs = (taps - t0) / (groups - group_index);
+            for (int u = 0; u < outputs; ++u) {
+              const int t = t0 + u;
+              offsets[u] = (tap_rows[size_t(t / g.k)] - tap_rows[0]) + t % g.k;
+              for (int p = 0; p < rows_a; ++p) {
+                const int64_t i = (p0 + p) / s, j = (p0 + p) % s;
+                outs_masks[p * outputs + u] = sums.data() + ((i * taps + t) * s + j) * g.W;
+              }
+            }
+            sum_of_products_outer(outs_masks, rows_a, outputs, g.W, count, a.data(), b.data(), offsets,
+                                  c0 != c_begin);
+            t0 += outputs;
+          }
+        }
       }
       source.store_gradient(g, s, n, group, rows, sums.data(), scratch.data());
     }
   }
+  finish_streamed_stores();
 }
 
 // The per-element path: element(a, b, c, d) for every element of an (A, B, C, D) grid, rows split over threads.

@@ -4,6 +4,11 @@
 #include "cpu/row_kernels.h"
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__APPLE__)
 #define CARAFE_ISA_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -85,70 +90,121 @@ CARAFE_INLINE void sum_of_products_impl(A* out, int64_t len, int terms, const A*
   }
 }
 
-// K outputs sharing the a rows, a block of two vectors per output held in registers across all terms (K = 4:
-// 8 accumulators, 1.25 vector loads per multiply-add instead of 2, and two pointer loads per term).
-template <int K, typename A>
-CARAFE_INLINE void sum_of_products_shared_impl(A* const* outs, int64_t len, int terms, const A* const* a,
-                                               const A* const* b, const int64_t* offsets, bool accumulate) {
-  using V = typename Vec<A>::type;
-  constexpr int64_t lanes = Vec<A>::lanes, vectors = 2, block = lanes * vectors;
-  int64_t off[K];
-  for (int k = 0; k < K; ++k) off[k] = offsets[k];
-  int64_t o = 0;
-  // accumulators are loaded and stored a vector at a time: a wider copy through the stack would stall on store
-  // forwarding once per block
-  for (; o + block <= len; o += block) {
-    V acc[K][vectors];
-    for (int k = 0; k < K; ++k)
-      for (int64_t v = 0; v < vectors; ++v) acc[k][v] = accumulate ? load_vec(outs[k] + o + v * lanes) : V{};
-    for (int t = 0; t < terms; ++t) {
-      const A* at = a[t] + o;
-      const A* bt = b[t] + o;
-      const V a0 = load_vec(at), a1 = load_vec(at + lanes);
-      for (int k = 0; k < K; ++k) {
-        acc[k][0] += a0 * load_vec(bt + off[k]);
-        acc[k][1] += a1 * load_vec(bt + off[k] + lanes);
+// A P x Q block of outputs, V vectors of columns each, held in registers across all terms: per term P + Q row
+// loads feed P * Q multiply-adds (4 x 4: 0.5 loads per multiply-add; the plain sum_of_products needs 2).
+template <int P, int Q, int V, typename A>
+CARAFE_INLINE void outer_block(A* const* outs, int64_t o, int terms, const A* const* a, const A* const* b,
+                               const int64_t* off, bool accumulate) {
+  using Vt = typename Vec<A>::type;
+  constexpr int64_t lanes = Vec<A>::lanes;
+  Vt acc[P][Q][V];
+  for (int p = 0; p < P; ++p)
+    for (int q = 0; q < Q; ++q)
+      for (int v = 0; v < V; ++v) acc[p][q][v] = accumulate ? load_vec(outs[p * Q + q] + o + v * lanes) : Vt{};
+  for (int t = 0; t < terms; ++t) {
+    Vt at[P][V];
+    for (int p = 0; p < P; ++p)
+      for (int v = 0; v < V; ++v) at[p][v] = load_vec(a[p * terms + t] + o + v * lanes);
+    const A* bt = b[t] + o;
+    for (int q = 0; q < Q; ++q)
+      for (int v = 0; v < V; ++v) {
+        const Vt bv = load_vec(bt + off[q] + v * lanes);
+        for (int p = 0; p < P; ++p) acc[p][q][v] += at[p][v] * bv;
       }
-    }
-    for (int k = 0; k < K; ++k)
-      for (int64_t v = 0; v < vectors; ++v) store_vec(outs[k] + o + v * lanes, acc[k][v]);
   }
-  for (; o < len; o += lanes) {  // the rest, a vector at a time; the last one computed in full, stored in part
-    // even and odd terms in separate accumulators, added at the end: twice the independent chains, so that the
-    // loop is not held up by the multiply-add latency
-    const int64_t valid = len - o < lanes ? len - o : lanes;
-    V even[K], odd[K];
-    for (int k = 0; k < K; ++k) {
-      even[k] = accumulate ? load_part(outs[k] + o, valid) : V{};
-      odd[k] = V{};
+  for (int p = 0; p < P; ++p)
+    for (int q = 0; q < Q; ++q)
+      for (int v = 0; v < V; ++v) store_vec(outs[p * Q + q] + o + v * lanes, acc[p][q][v]);
+}
+
+// The last columns (fewer than a vector): even and odd terms in separate accumulators, added at the end, so that
+// the loop is not held up by the multiply-add latency; stored in part.
+template <int P, int Q, typename A>
+CARAFE_INLINE void outer_tail(A* const* outs, int64_t o, int64_t valid, int terms, const A* const* a,
+                              const A* const* b, const int64_t* off, bool accumulate) {
+  using Vt = typename Vec<A>::type;
+  Vt even[P][Q], odd[P][Q];
+  for (int p = 0; p < P; ++p)
+    for (int q = 0; q < Q; ++q) {
+      even[p][q] = accumulate ? load_part(outs[p * Q + q] + o, valid) : Vt{};
+      odd[p][q] = Vt{};
     }
-    int t = 0;
-    for (; t + 1 < terms; t += 2) {
-      const V a0 = load_vec(a[t] + o), a1 = load_vec(a[t + 1] + o);
-      const A* b0 = b[t] + o;
-      const A* b1 = b[t + 1] + o;
-      for (int k = 0; k < K; ++k) {
-        even[k] += a0 * load_vec(b0 + off[k]);
-        odd[k] += a1 * load_vec(b1 + off[k]);
+  int t = 0;
+  for (; t + 1 < terms; t += 2)
+    for (int q = 0; q < Q; ++q) {
+      const Vt b0 = load_vec(b[t] + o + off[q]), b1 = load_vec(b[t + 1] + o + off[q]);
+      for (int p = 0; p < P; ++p) {
+        even[p][q] += load_vec(a[p * terms + t] + o) * b0;
+        odd[p][q] += load_vec(a[p * terms + t + 1] + o) * b1;
       }
     }
-    if (t < terms) {
-      const V at = load_vec(a[t] + o);
-      for (int k = 0; k < K; ++k) even[k] += at * load_vec(b[t] + o + off[k]);
+  if (t < terms)
+    for (int q = 0; q < Q; ++q) {
+      const Vt bv = load_vec(b[t] + o + off[q]);
+      for (int p = 0; p < P; ++p) even[p][q] += load_vec(a[p * terms + t] + o) * bv;
     }
-    for (int k = 0; k < K; ++k) store_part(outs[k] + o, even[k] + odd[k], valid);
+  for (int p = 0; p < P; ++p)
+    for (int q = 0; q < Q; ++q) store_part(outs[p * Q + q] + o, even[p][q] + odd[p][q], valid);
+}
+
+// Two vectors of columns per output when the block is small (at least 8 independent accumulators), one otherwise.
+template <int P, int Q, typename A>
+CARAFE_INLINE void outer_row(A* const* outs, int64_t len, int terms, const A* const* a, const A* const* b,
+                             const int64_t* offsets, bool accumulate) {
+  constexpr int V = P * Q <= 4 ? 2 : 1;
+  constexpr int64_t lanes = Vec<A>::lanes, block = V * lanes;
+  int64_t off[Q];
+  for (int q = 0; q < Q; ++q) off[q] = offsets[q];
+  int64_t o = 0;
+  for (; o + block <= len; o += block) outer_block<P, Q, V>(outs, o, terms, a, b, off, accumulate);
+  if (V == 2 && o + lanes <= len) {
+    outer_block<P, Q, 1>(outs, o, terms, a, b, off, accumulate);
+    o += lanes;
+  }
+  if (o < len) outer_tail<P, Q>(outs, o, len - o, terms, a, b, off, accumulate);
+}
+
+// P x Q from the counts. 16 vector registers (AVX2) hold a 2 x 4 block with its a rows; 32 (AVX-512) a 4 x 4
+// block: a larger count_a is done in parts of 2 rows there.
+template <int Q, typename A>
+CARAFE_INLINE void outer_rows(A* const* outs, int count_a, int64_t len, int terms, const A* const* a,
+                              const A* const* b, const int64_t* offsets, bool accumulate, bool wide) {
+  if (wide) {
+    switch (count_a) {
+      case 4: return outer_row<4, Q>(outs, len, terms, a, b, offsets, accumulate);
+      case 3: return outer_row<3, Q>(outs, len, terms, a, b, offsets, accumulate);
+    }
+  }
+  for (int p0 = 0; p0 < count_a; p0 += 2) {
+    A* const* o = outs + p0 * Q;
+    const A* const* ap = a + p0 * terms;
+    if (count_a - p0 >= 2) {
+      outer_row<2, Q>(o, len, terms, ap, b, offsets, accumulate);
+    } else {
+      outer_row<1, Q>(o, len, terms, ap, b, offsets, accumulate);
+    }
   }
 }
 
 template <typename A>
-CARAFE_INLINE void sum_of_products_shared_any(A* const* outs, int count, int64_t len, int terms, const A* const* a,
-                                              const A* const* b, const int64_t* offsets, bool accumulate) {
-  switch (count) {
-    case 1: return sum_of_products_shared_impl<1>(outs, len, terms, a, b, offsets, accumulate);
-    case 2: return sum_of_products_shared_impl<2>(outs, len, terms, a, b, offsets, accumulate);
-    case 3: return sum_of_products_shared_impl<3>(outs, len, terms, a, b, offsets, accumulate);
-    case 4: return sum_of_products_shared_impl<4>(outs, len, terms, a, b, offsets, accumulate);
+CARAFE_INLINE void sum_of_products_outer_any(A* const* outs, int count_a, int count_b, int64_t len, int terms,
+                                             const A* const* a, const A* const* b, const int64_t* offsets,
+                                             bool accumulate, bool wide) {
+  switch (count_b) {
+    case 1: return outer_rows<1>(outs, count_a, len, terms, a, b, offsets, accumulate, wide);
+    case 2: return outer_rows<2>(outs, count_a, len, terms, a, b, offsets, accumulate, wide);
+    case 3: return outer_rows<3>(outs, count_a, len, terms, a, b, offsets, accumulate, wide);
+    case 4: return outer_rows<4>(outs, count_a, len, terms, a, b, offsets, accumulate, wide);
   }
+}
+
+bool has_32_vector_registers() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+  return avx512;
+#else
+  return false;
+#endif
 }
 
 // sigma as a constant, so that the compiler turns the strided accesses into vector shuffles
@@ -176,8 +232,45 @@ CARAFE_INLINE void split_phases_impl(const A* src, int64_t len, int sigma, A* ds
     for (int j = 0; j < sigma; ++j) dst[j * pitch + x] = src[sigma * x + j];
 }
 
+// Stores a row of values that nothing reads again soon (an output row) around the caches where it can, so that
+// writing it costs no read of the destination lines first: half the memory traffic of the forward's output.
+template <typename A>
+CARAFE_INLINE void stream_row(const A* src, int64_t count, A* dst) {
+#if defined(__SSE2__)
+  if ((reinterpret_cast<uintptr_t>(dst) & 15) == 0) {
+    const int64_t per = 16 / int64_t(sizeof(A));
+    int64_t i = 0;
+    for (; i + per <= count; i += per) {
+      if constexpr (sizeof(A) == 4) {
+        _mm_stream_ps(reinterpret_cast<float*>(dst + i), _mm_loadu_ps(reinterpret_cast<const float*>(src + i)));
+      } else {
+        _mm_stream_pd(reinterpret_cast<double*>(dst + i), _mm_loadu_pd(reinterpret_cast<const double*>(src + i)));
+      }
+    }
+    for (; i < count; ++i) dst[i] = src[i];
+    return;
+  }
+#endif
+  std::memcpy(dst, src, std::size_t(count) * sizeof(A));
+}
+
 template <typename A>
 CARAFE_INLINE void merge_phases_impl(const A* src, int64_t pitch, int64_t len, int sigma, A* dst) {
+  constexpr int64_t chunk = 512;  // merged in a small buffer that stays in L1, then streamed out
+  if (sigma >= 1 && sigma <= 4 && len * sigma >= 64) {
+    alignas(64) A merged[chunk * 4];
+    for (int64_t x0 = 0; x0 < len; x0 += chunk) {
+      const int64_t n = len - x0 < chunk ? len - x0 : chunk;
+      switch (sigma) {
+        case 1: merge_fixed<1>(src + x0, pitch, n, merged); break;
+        case 2: merge_fixed<2>(src + x0, pitch, n, merged); break;
+        case 3: merge_fixed<3>(src + x0, pitch, n, merged); break;
+        case 4: merge_fixed<4>(src + x0, pitch, n, merged); break;
+      }
+      stream_row(merged, n * sigma, dst + x0 * sigma);
+    }
+    return;
+  }
   switch (sigma) {
     case 1: return merge_fixed<1>(src, pitch, len, dst);
     case 2: return merge_fixed<2>(src, pitch, len, dst);
@@ -213,16 +306,22 @@ CARAFE_ISA_CLONES void sum_of_products(double* out, int64_t len, int terms, cons
   sum_of_products_impl(out, len, terms, a, b, accumulate);
 }
 
-CARAFE_ISA_CLONES void sum_of_products_shared(float* const* outs, int count, int64_t len, int terms,
-                                              const float* const* a, const float* const* b, const int64_t* offsets,
-                                              bool accumulate) {
-  sum_of_products_shared_any(outs, count, len, terms, a, b, offsets, accumulate);
+void finish_streamed_stores() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
 }
 
-CARAFE_ISA_CLONES void sum_of_products_shared(double* const* outs, int count, int64_t len, int terms,
-                                              const double* const* a, const double* const* b,
-                                              const int64_t* offsets, bool accumulate) {
-  sum_of_products_shared_any(outs, count, len, terms, a, b, offsets, accumulate);
+CARAFE_ISA_CLONES void sum_of_products_outer(float* const* outs, int count_a, int count_b, int64_t len, int terms,
+                                             const float* const* a, const float* const* b, const int64_t* offsets,
+                                             bool accumulate) {
+  sum_of_products_outer_any(outs, count_a, count_b, len, terms, a, b, offsets, accumulate, has_32_vector_registers());
+}
+
+CARAFE_ISA_CLONES void sum_of_products_outer(double* const* outs, int count_a, int count_b, int64_t len, int terms,
+                                             const double* const* a, const double* const* b,
+                                             const int64_t* offsets, bool accumulate) {
+  sum_of_products_outer_any(outs, count_a, count_b, len, terms, a, b, offsets, accumulate, has_32_vector_registers());
 }
 
 }  // namespace cpu
