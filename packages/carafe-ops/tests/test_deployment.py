@@ -3,15 +3,16 @@ fvcore FLOP counts. The exporters and runtimes are test extras (ci/setup.sh inst
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pytest
 import torch
 from torch import nn
 
-from carafe_ops import CARAFE, CARAFEPack, reassemble_flops
+from carafe_ops import CARAFE, CARAFEPack, export, reassemble_flops
 from carafe_ops.flops import fvcore_handles
-from carafe_ops.testing import make_inputs
+from carafe_ops.testing import low_precision_errors, make_inputs
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -88,6 +89,90 @@ def test_onnx_export_runs_in_onnxruntime(name, dynamo, tmp_path):
     with torch.no_grad():
         expected = model(*inputs)
     torch.testing.assert_close(_run_onnx(path, inputs), expected, rtol=1e-4, atol=1e-5)
+
+
+class Upsampler(nn.Module):
+    """CARAFEPack without an output size (sigma*H x sigma*W): the graph takes the band-product path."""
+
+    def __init__(self, channels, scale, group, fused):
+        super().__init__()
+        self.pack = CARAFEPack(channels, scale, up_group=group, compressed_channels=8, fused_normalizer=fused)
+        nn.init.normal_(self.pack.content_encoder.weight, 0, 0.3)
+
+    def forward(self, x):
+        return self.pack(x)
+
+
+def _export(model, inputs, path, dynamo, dynamic_shapes=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            torch.onnx.export(model, inputs, str(path), dynamo=True, dynamic_shapes=dynamic_shapes)
+        else:
+            names = [f"input{i}" for i in range(len(inputs))]
+            axes = {name: {2: "height", 3: "width"} for name in names} if dynamic_shapes else None
+            torch.onnx.export(model, inputs, str(path), dynamo=False, opset_version=17, input_names=names,
+                              dynamic_axes=axes)
+
+
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
+@pytest.mark.parametrize("case", [(1, 12, 7, 19, 5, 1, 2, None), (2, 8, 5, 13, 3, 2, 3, False), (1, 8, 4, 9, 7, 4, 1, None)],
+                         ids=["k5-G1-s2-fused", "k3-G2-s3-unfused", "k7-G4-s1-fused"])
+def test_exported_op_and_pack_match_pytorch(case, dtype, dynamo, tmp_path):
+    """The band-product graph at odd widths (not whole blocks), groups, sigma 1..3, fused and unfused kernels,
+    float32 and float16, against PyTorch's float64 result."""
+    n, c, h, w, k, g, s, fused = case
+    torch.manual_seed(0)
+    features, masks = make_inputs(n, c, h, w, k, g, s, seed=2)
+    op = CARAFE(k, g, s)
+    model = Upsampler(c, s, g, fused).eval()
+    for name, module, inputs in (("op", op, (features, masks)), ("pack", model, (features,))):
+        path = tmp_path / f"{name}.onnx"
+        module_low, inputs_low = module.to(dtype), [t.to(dtype) for t in inputs]
+        _export(module_low, tuple(inputs_low), path, dynamo)
+        _standard_ops_only(path)
+        with torch.no_grad():
+            exact = module.double()(*[t.double() for t in inputs])
+            lowp = module_low.to(dtype)(*inputs_low)
+        module.to(dtype)
+        got = _run_onnx(path, inputs_low).double()
+        # the flash-attention rule of carafe_ops.testing: at most twice PyTorch's own error in that dtype
+        error, allowed = low_precision_errors(got, exact, lowp) if dtype == torch.float16 else (
+            (got - exact).abs().max().item(), 1e-5 * (1 + exact.abs().max().item()))
+        assert error <= allowed, f"{name}: max error {error:.3g} > {allowed:.3g}"
+
+
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+def test_exported_pack_with_dynamic_sizes(dynamo, tmp_path):
+    """One graph for every image size, odd ones and widths that are not whole blocks included."""
+    model = Upsampler(16, 2, 2, None).eval()
+    path = tmp_path / "dynamic.onnx"
+    height, width = torch.export.Dim("height", min=2, max=256), torch.export.Dim("width", min=2, max=256)
+    _export(model, (torch.randn(1, 16, 12, 16),), path, dynamo, {"x": {2: height, 3: width}})
+    for shape in [(1, 16, 12, 16), (1, 16, 7, 19), (1, 16, 5, 33), (1, 16, 9, 8)]:
+        x = torch.randn(shape)
+        with torch.no_grad():
+            torch.testing.assert_close(_run_onnx(path, (x,)), model(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels", [64, 256])
+def test_exported_graph_holds_no_tensor_larger_than_the_output(channels, tmp_path):
+    """No k^2-fold unfold: every value in the graph (shapes inferred for a fixed input) is at most as large as
+    the output padded to whole blocks of columns (at C = 64 the masks are 25/64 of the output)."""
+    model = Upsampler(channels, 2, 1, None).eval()
+    path = tmp_path / "pack.onnx"
+    x = torch.randn(1, channels, 20, 27)
+    _export(model, (x,), path, dynamo=False)
+    inferred = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    block = export.block_size(channels, 5, 1)
+    output = channels * 40 * 2 * (27 + block - 1) // block * block
+    sizes = {}
+    for value in inferred.graph.value_info:
+        dims = [d.dim_value for d in value.type.tensor_type.shape.dim]
+        if dims and all(d > 0 for d in dims):
+            sizes[value.name] = math.prod(dims)
+    assert sizes and max(sizes.values()) <= output, max(sizes.items(), key=lambda kv: kv[1])
 
 
 def test_onnx_export_with_dynamic_sizes(tmp_path):

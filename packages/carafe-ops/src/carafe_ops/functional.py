@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import reference
+from . import export, reference
 from ._ops import reassemble, reassemble_normalized
 from ._validation import check_normalized_args, check_reassemble_args
 
@@ -66,8 +66,8 @@ def carafe(
         (N, C, scale_factor*H, scale_factor*W) or (N, C, *size), channels_last if ``features`` is.
 
     Under autocast both inputs are cast to the autocast dtype (float16/bfloat16), as for a convolution.
-    Inside ``torch.onnx.export`` the op is traced through the pure-PyTorch reference, so the exported graph
-    holds standard ONNX operators only and runs in any ONNX runtime.
+    Inside ``torch.onnx.export`` the op is recorded in standard ONNX operators (:mod:`carafe_ops.export`), so
+    the exported graph runs in any ONNX runtime.
     """
     if torch.jit.is_scripting():
         _check_output_size_scripted(features, masks, scale_factor, size)
@@ -75,8 +75,18 @@ def carafe(
     features, masks = _autocast_inputs(features, masks, "masks")
     check_reassemble_args(features, masks, kernel_size, group_size, scale_factor, size)
     if torch.onnx.is_in_onnx_export():
-        return reference.carafe(features, masks, kernel_size, group_size, scale_factor, size)
+        return _exported(features, masks, kernel_size, group_size, scale_factor, size)
     return reassemble(features, masks, kernel_size, group_size, scale_factor)
+
+
+def _exported(features, masks, kernel_size, group_size, scale_factor, size):
+    """What torch.onnx.export records: band products (carafe_ops.export) for sigma*H x sigma*W outputs, the
+    pure-PyTorch reference for other sizes (and for sizes the exporter only knows symbolically)."""
+    wanted = [features.shape[2] * scale_factor, features.shape[3] * scale_factor]
+    if size is None or all(type(v) is int for v in (*size, *wanted)) and list(size) == wanted:
+        return export.reassemble(features, export.carafe_masks_last(masks, group_size), kernel_size, group_size,
+                                 scale_factor)
+    return reference.carafe(features, masks, kernel_size, group_size, scale_factor, size)
 
 
 def normalize_kernels(logits: Tensor, kernel_size: int, group_size: int, scale_factor: int) -> Tensor:
@@ -105,13 +115,13 @@ def carafe_normalized(
 
     Runs on the CPU and CUDA (whose backward takes a workspace of 2 numbers per output pixel and group for the
     softmax statistics); under autocast both inputs are cast to the autocast dtype; inside ``torch.onnx.export``
-    it is traced as the unfused pure-PyTorch computation (standard ONNX operators).
+    it is recorded in standard ONNX operators (:mod:`carafe_ops.export`).
     """
     if torch.jit.is_scripting():
         return torch.ops.carafe.reassemble_normalized(features, logits, kernel_size, group_size, scale_factor)
     features, logits = _autocast_inputs(features, logits, "logits")
     check_normalized_args(features, logits, kernel_size, group_size, scale_factor)
     if torch.onnx.is_in_onnx_export():
-        masks = normalize_kernels(logits, kernel_size, group_size, scale_factor)
-        return reference.carafe(features, masks, kernel_size, group_size, scale_factor)
+        masks = export.normalized_masks_last(logits, kernel_size, group_size, scale_factor)
+        return export.reassemble(features, masks, kernel_size, group_size, scale_factor)
     return reassemble_normalized(features, logits, kernel_size, group_size, scale_factor)
