@@ -56,12 +56,17 @@ if _TorchvisionFPN is not None:
         ``F.interpolate(mode="nearest")``; made by :func:`replace_upsampling` from an existing one."""
 
         def upsample(self, x: Tensor, idx: int, size: List[int]) -> Tensor:
-            # a ModuleList indexed by a loop variable, written the way TorchScript accepts (as torchvision's
-            # get_result_from_inner_blocks)
+            """carafe_upsamplers[idx](x) at the lateral's size. Where the lateral is 2H - 1 or 2H high and wide
+            (every torchvision backbone's levels: each half the next finer one, rounded up) that is the x2 output
+            cropped, as the authors' FPN_CARAFE does it, and exactly equal to asking for the size; that is also
+            what an ONNX export records (which cannot check sizes it only knows symbolically)."""
             out = x
-            for i, module in enumerate(self.carafe_upsamplers):
+            for i, module in enumerate(self.carafe_upsamplers):  # a ModuleList iterated as TorchScript needs
                 if i == idx:
-                    out = module(x, size)
+                    if _half_size_levels(x, size):
+                        out = module(x)[:, :, : size[0], : size[1]]
+                    else:
+                        out = module(x, size)
             return out
 
         def forward(self, x: Dict[str, Tensor]) -> Dict[str, Tensor]:
@@ -78,6 +83,15 @@ if _TorchvisionFPN is not None:
             if self.extra_blocks is not None:
                 results, names = self.extra_blocks(results, features, names)
             return OrderedDict([(k, v) for k, v in zip(names, results)])
+
+
+def _half_size_levels(x: Tensor, size: List[int]) -> bool:
+    """Whether an FPN level x (H, W) and its lateral (size) are related as 2H - 1 or 2H, 2W - 1 or 2W."""
+    if not torch.jit.is_scripting():  # a condition of its own: TorchScript then skips the branch
+        if torch.onnx.is_in_onnx_export():
+            return True
+    h, w = x.shape[-2], x.shape[-1]
+    return 2 * h - 1 <= size[0] <= 2 * h and 2 * w - 1 <= size[1] <= 2 * w
 
 
 def _fpn_with_carafe(fpn: nn.Module, carafe_kwargs: dict) -> nn.Module:
