@@ -1,5 +1,8 @@
 // The CPU backend against the scalar reference, with 1 and 3 threads (results must not depend on either).
+#include <cmath>
 #include <cstdio>
+
+#include "cpu/row_kernels.h"
 
 #include "backend_check.h"
 
@@ -53,6 +56,43 @@ int check_thread_independence() {
   return same ? 0 : 1;
 }
 
+// The vectorized softmax of the fused normalizer: within a few ulp of a float64 softmax over the whole range of
+// inputs, and NaN / -inf / +inf handled as std::exp would (NaN propagates, -inf gives probability 0).
+int check_softmax() {
+  const int count = 9;
+  const int64_t len = 37;  // several vectors and a partial one
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<float> spread(-120.0f, 90.0f);
+  std::vector<std::vector<float>> rows(count, std::vector<float>(size_t(len + carafe::cpu::kRowSlack)));
+  for (auto& row : rows)
+    for (int64_t x = 0; x < len; ++x) row[size_t(x)] = x < 20 ? spread(rng) * (x % 3 == 0 ? 1.0f : 0.05f) : float(x % 7) - 3;
+  rows[2][30] = -INFINITY;
+  rows[4][31] = NAN;
+  const auto original = rows;
+  std::vector<float*> pointers;
+  for (auto& row : rows) pointers.push_back(row.data());
+  std::vector<float> scratch(size_t(2 * len + carafe::cpu::kRowSlack));
+  carafe::cpu::softmax_across_rows(pointers.data(), count, len, scratch.data());
+  int failures = 0;
+  for (int64_t x = 0; x < len; ++x) {
+    double top = -INFINITY, sum = 0;
+    bool nan = false;
+    for (int t = 0; t < count; ++t) {
+      nan |= std::isnan(original[t][size_t(x)]);
+      top = std::max(top, double(original[t][size_t(x)]));
+    }
+    for (int t = 0; t < count; ++t) sum += std::exp(double(original[t][size_t(x)]) - top);
+    for (int t = 0; t < count; ++t) {
+      const double want = nan ? NAN : std::exp(double(original[t][size_t(x)]) - top) / sum;
+      const double got = rows[t][size_t(x)];
+      const bool ok = nan ? std::isnan(got) : std::fabs(got - want) <= 8e-7 * want + 1e-37;
+      if (!ok && failures++ < 3) std::printf("    softmax[%d][%lld]: got %.9g, want %.9g\n", t, (long long)x, got, want);
+    }
+  }
+  std::printf("vectorized softmax: %s\n", failures ? "FAIL" : "ok");
+  return failures ? 1 : 0;
+}
+
 }  // namespace
 
 int main() {
@@ -60,6 +100,7 @@ int main() {
   int failed = carafe_test::check_grid(serial, "cpu (1 thread)");
   failed += carafe_test::check_grid(threaded, "cpu (3 threads)");
   failed += check_thread_independence();
+  failed += check_softmax();
   failed += carafe_test::check_empty_batch(carafe::Device{}, "cpu");
   return failed == 0 ? 0 : 1;
 }

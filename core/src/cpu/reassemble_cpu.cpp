@@ -148,20 +148,6 @@ class PaddedRowRing {
 
 int64_t channels_end(const Geometry& g, int64_t group) { return (group + 1) * g.channels_per_group; }
 
-// Softmax across rows[0..count) at every column x < len, in place (the max is subtracted first).
-template <typename A>
-void softmax_across_rows(A* const* rows, int count, int64_t len, A* scratch_max, A* scratch_sum) {
-  std::copy(rows[0], rows[0] + len, scratch_max);
-  for (int t = 1; t < count; ++t)
-    for (int64_t x = 0; x < len; ++x) scratch_max[x] = std::max(scratch_max[x], rows[t][x]);
-  std::fill(scratch_sum, scratch_sum + len, A(0));
-  for (int t = 0; t < count; ++t)
-    for (int64_t x = 0; x < len; ++x) scratch_sum[x] += rows[t][x] = std::exp(rows[t][x] - scratch_max[x]);
-  for (int64_t x = 0; x < len; ++x) scratch_sum[x] = A(1) / scratch_sum[x];
-  for (int t = 0; t < count; ++t)
-    for (int64_t x = 0; x < len; ++x) rows[t][x] *= scratch_sum[x];
-}
-
 // Where the reassembly kernels come from. Both sources fill the phase rows [i][t][j][x] of the output rows
 // of one input row (output row i, tap t, phase j) and take the gradient of those phase rows back.
 //
@@ -184,9 +170,10 @@ struct GivenMasks {
                     dst + (i * taps + t) * s * g.W);
   }
 
+  // grad: dL/dM in phase rows [i][t][j][x]; masks: what load gave, rows at the same places with another pitch
   template <typename A>
   void store_gradient(const Geometry& g, int64_t s, int64_t n, int64_t group, RowRange rows, const A* grad,
-                      A*) const {
+                      A*, const A*, int64_t) const {
     const int taps = g.k * g.k;
     for (int64_t i = 0; i < rows.count(); ++i)
       for (int t = 0; t < taps; ++t)
@@ -223,35 +210,37 @@ struct EncoderLogits {
           tap_rows[t] = dst + ((i * taps + t) * s + j) * g.W;
           load_padded_row(logits.row(n, channel(g, s, group, t, i, j), h), logits.s.w, g.W, 0, tap_rows[t]);
         }
-        softmax_across_rows(tap_rows.data(), taps, g.W, scratch, scratch + g.W);
+        softmax_across_rows(tap_rows.data(), taps, g.W, scratch);
       }
   }
 
-  // grad holds dL/dM in phase rows; dL/dlogit_t = p_t * (dM_t - sum_u p_u dM_u), with p recomputed.
+  // grad holds dL/dM in phase rows; dL/dlogit_t = p_t * (dM_t - sum_u p_u dM_u), with p the normalized masks
+  // that load made (row (i, t, j) at masks + ((i * taps + t) * s + j) * pitch)
   template <typename A>
   void store_gradient(const Geometry& g, int64_t s, int64_t n, int64_t group, RowRange rows, const A* grad,
-                      A* scratch) const {
+                      A* scratch, const A* masks, int64_t pitch) const {
     const int taps = g.k * g.k;
     const int64_t h = rows.first / s;
-    A* probs = scratch + 2 * g.W;
-    load(g, s, n, group, rows, probs, scratch);
-    std::vector<A> dot(static_cast<size_t>(g.W)), out(static_cast<size_t>(g.W));
+    A* dot = scratch;
+    A* out = scratch + g.W;
     for (int64_t i = 0; i < s; ++i)
       for (int64_t j = 0; j < s; ++j) {
-        std::fill(dot.begin(), dot.end(), A(0));
+        std::fill(dot, dot + g.W, A(0));
         for (int t = 0; t < taps; ++t) {
-          const int64_t at = ((i * taps + t) * s + j) * g.W;
-          for (int64_t x = 0; x < g.W; ++x) dot[x] += probs[at + x] * grad[at + x];
+          const A* p = masks + ((i * taps + t) * s + j) * pitch;
+          const A* d = grad + ((i * taps + t) * s + j) * g.W;
+          for (int64_t x = 0; x < g.W; ++x) dot[x] += p[x] * d[x];
         }
         for (int t = 0; t < taps; ++t) {
-          const int64_t at = ((i * taps + t) * s + j) * g.W;
-          for (int64_t x = 0; x < g.W; ++x) out[x] = probs[at + x] * (grad[at + x] - dot[x]);
-          store_row(out.data(), g.W,
-                    grad_out + element_offset(grad_strides, n, channel(g, s, group, t, i, j), h, 0), grad_strides.w);
+          const A* p = masks + ((i * taps + t) * s + j) * pitch;
+          const A* d = grad + ((i * taps + t) * s + j) * g.W;
+          for (int64_t x = 0; x < g.W; ++x) out[x] = p[x] * (d[x] - dot[x]);
+          store_row(out, g.W, grad_out + element_offset(grad_strides, n, channel(g, s, group, t, i, j), h, 0),
+                    grad_strides.w);
         }
       }
   }
-  static int64_t scratch_size(const Geometry& g, int64_t s) { return 2 * g.W + s * g.k * g.k * s * g.W; }
+  static int64_t scratch_size(const Geometry& g, int64_t) { return 2 * g.W; }
 };
 
 template <typename T, typename Source>
@@ -425,7 +414,11 @@ void backward_rows(const Geometry& g, int64_t s, const Tensor4<T>& dy, const Ten
           }
         }
       }
-      source.store_gradient(g, s, n, group, rows, sums.data(), scratch.data());
+      // the kernels of the outputs of h, as load_source_row made them (EncoderLogits needs them for the softmax's
+      // gradient)
+      source.store_gradient(g, s, n, group, rows, sums.data(), scratch.data(),
+                            mask_ring.data() + (h % g.k) * mask_slot + group * max_rows * taps * s * pitch + g.r,
+                            pitch);
     }
   }
   finish_streamed_stores();

@@ -3,6 +3,8 @@
 // runs at the speed of the machine it lands on.
 #include "cpu/row_kernels.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -207,6 +209,60 @@ bool has_32_vector_registers() {
 #endif
 }
 
+// exp of a vector of floats: 2^n * e^f with n = round(x / ln 2) and e^f a degree-6 polynomial on |f| <= ln2 / 2
+// (the Cephes coefficients), the ln 2 split in two for an exact reduction. Within 2 ulp of std::exp; below -87.3
+// it gives 0 (std::exp's subnormals), above 88.7 infinity; NaN stays NaN.
+CARAFE_INLINE typename Vec<float>::type exp_vec(typename Vec<float>::type x) {
+  using V = typename Vec<float>::type;
+  using I = typename Vec<int32_t>::type;
+  const V clamped = x < V{} - 87.3f ? V{} - 87.3f : (x > V{} + 88.7f ? V{} + 88.7f : x);
+  const V n = __builtin_convertvector(__builtin_convertvector(clamped * 1.44269504088896341f +
+                                                              (clamped < V{} ? V{} - 0.5f : V{} + 0.5f), I), V);
+  const V f = clamped - n * 0.693359375f + n * 2.12194440e-4f;
+  V p = V{} + 1.9875691500e-4f;
+  p = p * f + 1.3981999507e-3f;
+  p = p * f + 8.3334519073e-3f;
+  p = p * f + 4.1665795894e-2f;
+  p = p * f + 1.6666665459e-1f;
+  p = p * f + 5.0000001201e-1f;
+  p = p * f * f + f + 1.0f;
+  // 2^n, built in two halves so that n = 128 (near the top of the range) does not overflow the exponent
+  const I half = __builtin_convertvector(n, I) >> 1;
+  V scale_a, scale_b;
+  const I bits_a = (half + 127) << 23, bits_b = (__builtin_convertvector(n, I) - half + 127) << 23;
+  __builtin_memcpy(&scale_a, &bits_a, sizeof scale_a);
+  __builtin_memcpy(&scale_b, &bits_b, sizeof scale_b);
+  V result = p * scale_a * scale_b;
+  result = x < V{} - 87.3f ? V{} : result;           // underflow to 0
+  result = x > V{} + 88.7f ? V{} + __builtin_inff() : result;  // overflow to infinity
+  return x != x ? x : result;                        // NaN
+}
+
+CARAFE_INLINE void softmax_across_rows_impl(float* const* rows, int count, int64_t len, float* scratch) {
+  using V = typename Vec<float>::type;
+  constexpr int64_t lanes = Vec<float>::lanes;
+  float* inverse = scratch;  // 1 / the sum of each column
+  for (int64_t x = 0; x < len; x += lanes) {
+    // rows are readable a vector past len (kRowSlack); only the first `valid` columns are written
+    const int64_t valid = len - x < lanes ? len - x : lanes;
+    V m = load_vec(rows[0] + x);
+    for (int t = 1; t < count; ++t) {
+      const V v = load_vec(rows[t] + x);
+      m = v > m ? v : m;
+    }
+    V sum = {};
+    for (int t = 0; t < count; ++t) {
+      const V e = exp_vec(load_vec(rows[t] + x) - m);
+      store_part(rows[t] + x, e, valid);
+      sum += e;
+    }
+    store_part(inverse + x, (V{} + 1.0f) / sum, valid);
+  }
+  for (int t = 0; t < count; ++t)
+    for (int64_t x = 0; x < len; x += lanes)
+      store_part(rows[t] + x, load_vec(rows[t] + x) * load_vec(inverse + x), len - x < lanes ? len - x : lanes);
+}
+
 // sigma as a constant, so that the compiler turns the strided accesses into vector shuffles
 template <int S, typename A>
 CARAFE_INLINE void split_fixed(const A* __restrict src, int64_t len, A* __restrict dst, int64_t pitch) {
@@ -304,6 +360,24 @@ CARAFE_ISA_CLONES void sum_of_products(float* out, int64_t len, int terms, const
 CARAFE_ISA_CLONES void sum_of_products(double* out, int64_t len, int terms, const double* const* a,
                                        const double* const* b, bool accumulate) {
   sum_of_products_impl(out, len, terms, a, b, accumulate);
+}
+
+CARAFE_ISA_CLONES void softmax_across_rows(float* const* rows, int count, int64_t len, float* scratch) {
+  softmax_across_rows_impl(rows, count, len, scratch);
+}
+
+void softmax_across_rows(double* const* rows, int count, int64_t len, double* scratch) {
+  double* top = scratch;
+  double* sum = scratch + len;  // scratch: 2 * len values
+  std::copy(rows[0], rows[0] + len, top);
+  for (int t = 1; t < count; ++t)
+    for (int64_t x = 0; x < len; ++x) top[x] = std::max(top[x], rows[t][x]);
+  std::fill(sum, sum + len, 0.0);
+  for (int t = 0; t < count; ++t)
+    for (int64_t x = 0; x < len; ++x) sum[x] += rows[t][x] = std::exp(rows[t][x] - top[x]);
+  for (int64_t x = 0; x < len; ++x) sum[x] = 1.0 / sum[x];
+  for (int t = 0; t < count; ++t)
+    for (int64_t x = 0; x < len; ++x) rows[t][x] *= sum[x];
 }
 
 void finish_streamed_stores() {

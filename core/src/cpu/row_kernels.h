@@ -34,6 +34,12 @@ void sum_of_products_outer(double* const* outs, int count_a, int count_b, int64_
 // split: dst[j*pitch + x] = src[sigma*x + j]; merge: dst[sigma*x + j] = src[j*pitch + x]; for x < len, j < sigma.
 void split_phases(const float* src, int64_t len, int sigma, float* dst, int64_t pitch);
 void split_phases(const double* src, int64_t len, int sigma, double* dst, int64_t pitch);
+// Softmax across rows[0..count) at every column x < len, in place (the max subtracted first); the rows must be
+// readable kRowSlack values past len, scratch holds 2 * len + kRowSlack values. float: a vectorized exp (within 2
+// ulp of std::exp; NaN and infinities as std::exp).
+void softmax_across_rows(float* const* rows, int count, int64_t len, float* scratch);
+void softmax_across_rows(double* const* rows, int count, int64_t len, double* scratch);
+
 // merge_phases writes its rows with streaming stores where it can; a thread calls this after its last one, so
 // that they are visible to other threads once it has finished.
 void finish_streamed_stores();

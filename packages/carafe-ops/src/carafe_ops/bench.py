@@ -129,6 +129,27 @@ def copy_bandwidth_gbs(device: torch.device) -> float:
     return 2 * src.numel() * src.element_size() / (ms * 1e-3) / 1e9
 
 
+def matmul_gflops(device: torch.device, dtype: torch.dtype) -> float:
+    """The arithmetic rate of a large matrix product in this dtype (the best of several), the yardstick of the
+    compute floor. On CUDA float32 products do not use TF32 (PyTorch's default)."""
+    size = 8192 if device.type == "cuda" else 2048
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    best = min(measure_ms(lambda: a @ b, device, min_time_s=0.05) for _ in range(3))
+    return 2 * size**3 / (best * 1e-3) / 1e9
+
+
+def counted_flops(fn: Callable[[], object]) -> int:
+    """Multiply-add flops (2 per multiply-add) of one call, as FlopCounterMode counts them (convolutions, matrix
+    products, the CARAFE ops)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops()
+
+
 def peak_extra_mb(fn: Callable[[], object], device: torch.device) -> float | None:
     """Memory a call allocates at its peak beyond what was allocated before it (CUDA only)."""
     if device.type != "cuda":
@@ -159,6 +180,7 @@ def _cases(wl: Workload, dtype: torch.dtype, device: torch.device, with_referenc
     m = torch.randn(n, g * k * k, s * h, s * w, device=device, dtype=dtype).softmax(1).requires_grad_(True)
     grad = torch.randn(n, c, s * h, s * w, device=device, dtype=dtype)
     x_bytes, m_bytes, y_bytes = x.numel() * item, m.numel() * item, grad.numel() * item
+    op_flops = 2 * n * c * s * h * s * w * k * k  # per forward; the backward costs twice that
     fwd_bytes = x_bytes + m_bytes + y_bytes
     bwd_bytes = y_bytes + x_bytes + m_bytes + x_bytes + m_bytes  # read dY, X, M; write dX, dM
     interp_bytes = x_bytes + y_bytes
@@ -178,16 +200,18 @@ def _cases(wl: Workload, dtype: torch.dtype, device: torch.device, with_referenc
         return run
 
     cases = [
-        ("carafe", "forward", op_fwd, fwd_bytes),
-        ("carafe", "backward", op_bwd_only, bwd_bytes),
-        ("carafe", "forward+backward", fwd_bwd(lambda: carafe(x, m, k, g, s)), fwd_bytes + bwd_bytes),
+        ("carafe", "forward", op_fwd, fwd_bytes, op_flops),
+        ("carafe", "backward", op_bwd_only, bwd_bytes, 2 * op_flops),
+        ("carafe", "forward+backward", fwd_bwd(lambda: carafe(x, m, k, g, s)), fwd_bytes + bwd_bytes, 3 * op_flops),
     ]
     if with_reference:
         cases += [
-            ("reference", "forward", lambda: reference.carafe(x.detach(), m.detach(), k, g, s), fwd_bytes),
-            ("reference", "forward+backward", fwd_bwd(lambda: reference.carafe(x, m, k, g, s)), fwd_bytes + bwd_bytes),
-            ("unfold", "forward", lambda: unfold_carafe(x.detach(), m.detach(), k, g, s), fwd_bytes),
-            ("unfold", "forward+backward", fwd_bwd(lambda: unfold_carafe(x, m, k, g, s)), fwd_bytes + bwd_bytes),
+            ("reference", "forward", lambda: reference.carafe(x.detach(), m.detach(), k, g, s), fwd_bytes, op_flops),
+            ("reference", "forward+backward", fwd_bwd(lambda: reference.carafe(x, m, k, g, s)), fwd_bytes + bwd_bytes,
+             3 * op_flops),
+            ("unfold", "forward", lambda: unfold_carafe(x.detach(), m.detach(), k, g, s), fwd_bytes, op_flops),
+            ("unfold", "forward+backward", fwd_bwd(lambda: unfold_carafe(x, m, k, g, s)), fwd_bytes + bwd_bytes,
+             3 * op_flops),
         ]
     pack = CARAFEPack(c, s, up_kernel=k, up_group=g).to(device=device, dtype=dtype)
     unfused = CARAFEPack(c, s, up_kernel=k, up_group=g, fused_normalizer=False).to(device=device, dtype=dtype)
@@ -201,52 +225,62 @@ def _cases(wl: Workload, dtype: torch.dtype, device: torch.device, with_referenc
 
         return run
 
+    # CARAFEPack's flops, convolutions included, as FlopCounterMode counts the forward; the backward costs twice
+    pack_flops = counted_flops(no_grad(pack))
     cases += [
-        ("CARAFEPack", "forward", no_grad(pack), fwd_bytes),
-        ("CARAFEPack", "forward+backward", fwd_bwd(lambda: pack(x)), fwd_bytes + bwd_bytes),
-        ("unfused-pack", "forward", no_grad(unfused), fwd_bytes),
-        ("unfused-pack", "forward+backward", fwd_bwd(lambda: unfused(x)), fwd_bytes + bwd_bytes),
-        ("nearest", "forward", lambda: F.interpolate(x.detach(), scale_factor=s, mode="nearest"), interp_bytes),
-        (
-            "bilinear",
-            "forward",
-            lambda: F.interpolate(x.detach(), scale_factor=s, mode="bilinear", align_corners=False),
-            interp_bytes,
-        ),
+        ("CARAFEPack", "forward", no_grad(pack), fwd_bytes, pack_flops),
+        ("CARAFEPack", "forward+backward", fwd_bwd(lambda: pack(x)), fwd_bytes + bwd_bytes, 3 * pack_flops),
+        ("unfused-pack", "forward", no_grad(unfused), fwd_bytes, pack_flops),
+        ("unfused-pack", "forward+backward", fwd_bwd(lambda: unfused(x)), fwd_bytes + bwd_bytes, 3 * pack_flops),
+        ("nearest", "forward", lambda: F.interpolate(x.detach(), scale_factor=s, mode="nearest"), interp_bytes, 0),
+        ("bilinear", "forward",
+         lambda: F.interpolate(x.detach(), scale_factor=s, mode="bilinear", align_corners=False), interp_bytes, 0),
     ]
     if s == 2:
-        cases.append(("deconv-s2", "forward", lambda: deconv(x.detach()), interp_bytes))
+        deconv_fwd = lambda: deconv(x.detach())  # noqa: E731
+        cases.append(("deconv-s2", "forward", deconv_fwd, interp_bytes, counted_flops(no_grad(deconv))))
     return cases
 
 
 def run(device: torch.device, workloads: list[Workload], dtypes: list[torch.dtype], with_reference: bool,
         log=print) -> dict:
     bandwidth = copy_bandwidth_gbs(device)
+    rates = {str(dtype).removeprefix("torch."): matmul_gflops(device, dtype) for dtype in dtypes}
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    log(f"device: {name} ({device}), copy bandwidth {bandwidth:.1f} GB/s, torch {torch.__version__}")
+    log(f"device: {name} ({device}), {torch.get_num_threads()} threads, copy bandwidth {bandwidth:.1f} GB/s, matrix "
+        f"product " + ", ".join(f"{d} {r:.0f} GFLOP/s" for d, r in rates.items()) + f", torch {torch.__version__}")
+    log("x memory: time / (bytes read and written / copy bandwidth); x compute: time / (flops / matrix-product rate)")
     rows = []
-    header = f"{'workload':<16}{'dtype':<10}{'method':<14}{'pass':<18}{'ms':>10}{'x floor':>9}{'extra MB':>10}"
+    header = (f"{'workload':<16}{'dtype':<10}{'method':<14}{'pass':<18}{'ms':>10}{'x memory':>10}{'x compute':>10}"
+              f"{'extra MB':>10}")
     log(header)
     log("-" * len(header))
     for wl in workloads:
         for dtype in dtypes:
-            for method, phase, fn, nbytes in _cases(wl, dtype, device, with_reference):
+            dtype_name = str(dtype).removeprefix("torch.")
+            for method, phase, fn, nbytes, flops in _cases(wl, dtype, device, with_reference):
                 ms = measure_ms(fn, device)
                 floor_ms = nbytes / (bandwidth * 1e9) * 1e3
+                compute_ms = flops / (rates[dtype_name] * 1e9) * 1e3 if flops else None
                 extra = peak_extra_mb(fn, device)
                 row = {
                     "workload": asdict(wl),
-                    "dtype": str(dtype).removeprefix("torch."),
+                    "dtype": dtype_name,
                     "method": method,
                     "pass": phase,
                     "ms": ms,
                     "floor_ms": floor_ms,
                     "ratio_to_floor": ms / floor_ms,
+                    "flops": flops,
+                    "compute_floor_ms": compute_ms,
+                    "ratio_to_compute_floor": ms / compute_ms if compute_ms else None,
                     "peak_extra_mb": extra,
                 }
                 rows.append(row)
+                compute_text = f"{ms / compute_ms:10.1f}" if compute_ms else f"{'-':>10}"
                 extra_text = f"{extra:10.1f}" if extra is not None else f"{'-':>10}"
-                log(f"{wl.name:<16}{row['dtype']:<10}{method:<14}{phase:<18}{ms:10.3f}{ms / floor_ms:9.1f}{extra_text}")
+                log(f"{wl.name:<16}{dtype_name:<10}{method:<14}{phase:<18}{ms:10.3f}{ms / floor_ms:10.1f}"
+                    f"{compute_text}{extra_text}")
     return {
         "device": name,
         "device_type": device.type,
@@ -254,6 +288,7 @@ def run(device: torch.device, workloads: list[Workload], dtypes: list[torch.dtyp
         "carafe_ops": build_info(),
         "threads": torch.get_num_threads(),
         "copy_bandwidth_gbs": bandwidth,
+        "matmul_gflops": rates,
         "results": rows,
     }
 
@@ -303,7 +338,7 @@ def detector_fpn(device: torch.device, image_size=(800, 1216), batch: int = 2, l
         rows.append({"workload": {"name": f"faster-rcnn-fpn-{image_size[0]}x{image_size[1]}", "n": batch},
                      "method": name, "pass": "FPN forward", "ms": ms, "peak_training_mb": peak})
         peak_text = f"{peak:10.0f}" if peak is not None else f"{'-':>10}"
-        log(f"{'detector-fpn':<16}{'float32':<10}{name:<14}{'FPN forward':<18}{ms:10.3f}{'':9}{peak_text}"
+        log(f"{'detector-fpn':<16}{'float32':<10}{name:<14}{'FPN forward':<18}{ms:10.3f}{'':20}{peak_text}"
             "  (peak MB of a training step)")
     slower = rows[1]["ms"] / rows[0]["ms"] - 1
     log(f"CARAFE FPN forward: {100 * slower:+.0f}% vs nearest")
