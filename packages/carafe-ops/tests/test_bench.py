@@ -26,7 +26,15 @@ def test_bench_command_writes_results(tmp_path, capsys):
     assert {("carafe", "forward"), ("carafe", "backward"), ("unfold", "forward+backward"), ("nearest", "forward"),
             ("CARAFEPack", "forward+backward"), ("unfused-pack", "forward+backward"), ("deconv-s2", "forward")} <= methods
     assert all(r["ms"] > 0 and r["ratio_to_floor"] > 0 for r in saved["results"])
-    assert "x floor" in capsys.readouterr().out
+    assert saved["matmul_gflops"]["float32"] > 0
+    op = {(r["method"], r["pass"]): r for r in saved["results"]}
+    forward = op[("carafe", "forward")]
+    assert forward["flops"] == 2 * 2 * 64 * 50 * 68 * 25  # the quick workload: N 2, C 64, 25x34 -> 50x68, k_up 5
+    assert op[("carafe", "backward")]["flops"] == 2 * forward["flops"] and forward["ratio_to_compute_floor"] > 0
+    assert op[("CARAFEPack", "forward")]["flops"] > forward["flops"]  # the convolutions are counted too
+    assert op[("nearest", "forward")]["ratio_to_compute_floor"] is None
+    out = capsys.readouterr().out
+    assert "x memory" in out and "x compute" in out
 
 
 def test_detector_fpn_case_runs():
