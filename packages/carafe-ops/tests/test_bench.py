@@ -42,3 +42,20 @@ def test_detector_fpn_case_runs():
     pytest.importorskip("torchvision")
     rows = bench.detector_fpn(torch.device("cpu"), image_size=(128, 160), batch=1, log=lambda *_: None)
     assert [r["method"] for r in rows] == ["nearest", "CARAFEPack"] and all(r["ms"] > 0 for r in rows)
+
+
+def test_onnxruntime_rows_and_detector_case():
+    """The deployment half: the exported op and CARAFEPack in onnxruntime beside the native times, and the whole
+    detector exported (small images here)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("torchvision")
+    from carafe_ops import bench_onnx
+
+    workloads = [bench.Workload("tiny", 1, 16, 6, 7)]
+    native = bench.run(torch.device("cpu"), workloads, [torch.float32], False, log=lambda *_: None)["results"]
+    rows = bench_onnx.onnxruntime_rows(workloads, native, bench.measure_ms, log=lambda *_: None)
+    assert [r["method"] for r in rows] == ["onnxruntime carafe", "onnxruntime CARAFEPack"]
+    assert all(r["ratio_to_native"] > 0 and r["max_error"] < 1e-4 for r in rows)
+    detector = bench_onnx.detector_onnx((96, 128), bench.measure_ms, log=lambda *_: None)
+    assert [r["method"] for r in detector] == ["onnxruntime nearest", "onnxruntime CARAFEPack"]
+    assert all(r["matches_pytorch"] and r["ms"] > 0 for r in detector)

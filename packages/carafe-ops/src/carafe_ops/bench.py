@@ -69,6 +69,7 @@ SUITES: dict[str, list[Workload]] = {
     # sizes a 2-core CPU gets through in seconds
     "cpu": [
         Workload("cpu-fpn", 2, 256, 50, 68),
+        Workload("cpu-fpn-1", 1, 256, 50, 68),
         Workload("cpu-inpaint", 1, 64, 64, 64),
     ],
     "quick": [Workload("quick", 2, 64, 25, 34)],
@@ -345,12 +346,23 @@ def detector_fpn(device: torch.device, image_size=(800, 1216), batch: int = 2, l
     return rows
 
 
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m carafe_ops.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--suite", nargs="+", default=None, choices=sorted(SUITES) + ["detector"],
+    parser.add_argument("--suite", nargs="+", default=None, choices=sorted(SUITES) + ["detector", "detector-onnx"],
                         help="workload sets (default: fpn seg inpaint detector on CUDA, cpu on CPU); 'detector': "
-                             "torchvision Faster R-CNN's FPN at 800x1216, nearest vs CARAFE (needs torchvision)")
+                             "torchvision Faster R-CNN's FPN at --detector-size, nearest vs CARAFE (needs "
+                             "torchvision); 'detector-onnx': that whole detector exported to ONNX, onnxruntime vs "
+                             "PyTorch on the CPU (needs onnxruntime)")
+    parser.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=None,
+                        help="also time the exported graphs of the op and CARAFEPack in onnxruntime (CPU; default "
+                             "on for CPU runs where onnxruntime is installed)")
     parser.add_argument("--dtypes", nargs="+", default=None, choices=sorted(DTYPES),
                         help="default: float32 float16 bfloat16 on CUDA, float32 on CPU")
     parser.add_argument("--no-reference", action="store_true", help="skip the (slow) pure-PyTorch versions")
@@ -362,10 +374,18 @@ def main(argv: list[str] | None = None) -> dict:
     device = torch.device(args.device)
     suites = args.suite or (["fpn", "seg", "inpaint", "detector"] if device.type == "cuda" else ["cpu"])
     dtype_names = args.dtypes or (["float32", "float16", "bfloat16"] if device.type == "cuda" else ["float32"])
-    workloads = [wl for suite in suites if suite != "detector" for wl in SUITES[suite]]
+    workloads = [wl for suite in suites if suite in SUITES for wl in SUITES[suite]]
     result = run(device, workloads, [DTYPES[d] for d in dtype_names], not args.no_reference)
     if "detector" in suites:
         result["detector"] = detector_fpn(device, tuple(args.detector_size), args.detector_batch)
+    onnx = args.onnx if args.onnx is not None else device.type == "cpu" and _has("onnxruntime")
+    if onnx or "detector-onnx" in suites:
+        from . import bench_onnx
+
+        if onnx:
+            result["onnxruntime"] = bench_onnx.onnxruntime_rows(workloads, result["results"], measure_ms)
+        if "detector-onnx" in suites:
+            result["detector_onnx"] = bench_onnx.detector_onnx(tuple(args.detector_size), measure_ms)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.json}")
