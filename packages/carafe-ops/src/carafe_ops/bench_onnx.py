@@ -68,7 +68,7 @@ def onnxruntime_rows(workloads, native_rows: list[dict], measure_ms, log=print) 
                    "max_error": error}
             rows.append(row)
             ratio = f"{row['ratio_to_native']:.1f}x native" if reference_ms else ""
-            log(f"{wl.name:<16}{'float32':<10}{'ort ' + method:<14}{'forward':<18}{ms:10.3f}  {ratio}, "
+            log(f"{wl.name:<16}{'float32':<10}{'ort ' + method:<16}{'forward':<16}{ms:10.3f}  {ratio}, "
                 f"max error {error:.1e}")
     return rows
 
@@ -104,6 +104,6 @@ def detector_onnx(image_size, measure_ms, log=print) -> list[dict]:
         rows.append({"workload": {"name": f"faster-rcnn-r50-fpn-{image_size[0]}x{image_size[1]}", "n": 1},
                      "method": f"onnxruntime {name}", "pass": "inference", "ms": ort_ms, "native_ms": torch_ms,
                      "ratio_to_native": ort_ms / torch_ms, "matches_pytorch": bool(same)})
-        log(f"{'detector-onnx':<16}{'float32':<10}{'ort ' + name:<14}{'inference':<18}{ort_ms:10.1f}  "
+        log(f"{'detector-onnx':<16}{'float32':<10}{'ort ' + name:<16}{'inference':<16}{ort_ms:10.1f}  "
             f"PyTorch {torch_ms:.1f} ms, detections {'match' if same else 'DIFFER'}")
     return rows
