@@ -25,3 +25,10 @@ def assert_agrees_with_reference(fn, features, masks, k, g, s, grad_output=None)
         fn, features, masks, k, g, s, grad_output
     ).items():
         assert error <= allowed, f"{name} ({features.dtype}): max error {error:.3g} > allowed {allowed:.3g}"
+
+
+def assert_repeats_bit_for_bit(fn, runs: int = 3):
+    """fn() returns a tuple of tensors; every further call returns the same bits."""
+    first = fn()
+    for _ in range(runs):
+        assert all(torch.equal(a, b) for a, b in zip(first, fn()))

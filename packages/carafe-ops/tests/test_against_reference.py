@@ -9,7 +9,7 @@ import torch
 
 from carafe_ops import carafe, reference
 from carafe_ops.testing import make_inputs
-from conftest import DEVICES, DTYPES, assert_agrees_with_reference
+from conftest import DEVICES, DTYPES, assert_agrees_with_reference, assert_repeats_bit_for_bit
 
 SHAPES = {"batch1-odd": (1, 7, 5), "batch2-even": (2, 6, 8)}  # (N, H, W)
 
@@ -100,10 +100,7 @@ def test_backward_is_deterministic(device, dtype):
     """The backward gathers instead of scattering with atomics: repeated runs are bit-identical."""
     features, masks = make_inputs(2, 16, 24, 31, 5, 2, 2, dtype=dtype, device=device)
     grad = torch.randn(2, 16, 48, 62, dtype=dtype, device=device)
-    first = torch.ops.carafe.reassemble_backward(grad, features, masks, 5, 2, 2)
-    for _ in range(3):
-        again = torch.ops.carafe.reassemble_backward(grad, features, masks, 5, 2, 2)
-        assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert_repeats_bit_for_bit(lambda: torch.ops.carafe.reassemble_backward(grad, features, masks, 5, 2, 2))
 
 
 def test_thread_count_does_not_change_results():

@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import carafe_ops
 from carafe_ops import CARAFEPack, carafe_normalized, normalize_kernels
 from carafe_ops.testing import compare_normalized_with_reference, make_inputs
-from conftest import DEVICES, DTYPES
+from conftest import DEVICES, DTYPES, assert_repeats_bit_for_bit
 
 
 def make_logits(n, c, h, w, k, g, s, dtype=torch.float32, device="cpu", channels_last=False):
@@ -63,10 +63,8 @@ def test_backward_is_deterministic(device, dtype):
     repeated runs are bit-identical."""
     features, logits = make_logits(2, 16, 24, 31, 5, 2, 2, dtype=dtype, device=device)
     grad = torch.randn(2, 16, 48, 62, dtype=dtype, device=device)
-    first = torch.ops.carafe.reassemble_normalized_backward(grad, features, logits, 5, 2, 2)
-    for _ in range(3):
-        again = torch.ops.carafe.reassemble_normalized_backward(grad, features, logits, 5, 2, 2)
-        assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert_repeats_bit_for_bit(
+        lambda: torch.ops.carafe.reassemble_normalized_backward(grad, features, logits, 5, 2, 2))
 
 
 def test_carafepack_fused_and_unfused_agree():
