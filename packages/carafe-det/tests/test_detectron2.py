@@ -159,7 +159,7 @@ def test_unknown_config_key_is_named(tmp_path, capsys):
                     f"    KERNEL: 3\n")
     with pytest.raises(ConfigError, match=f"{path}: Non-existent config key: MODEL.CARAFE.KERNEL"):
         load_detectron2_config(path)
-    assert train_main(["--engine", "detectron2", "--config-file", str(path)]) == 1
+    assert train_main(["--engine", "detectron2", "--config-file", str(path)]) == 2
     assert "carafe-det-train: error:" in capsys.readouterr().err
 
 

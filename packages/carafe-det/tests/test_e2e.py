@@ -5,6 +5,7 @@ run), evaluate, predict, visualize; and bad input at the command line."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -84,6 +85,27 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(trained, shapes_root,
         torch.testing.assert_close(resumed[name], uninterrupted[name], rtol=1e-5, atol=1e-6, msg=name)
 
 
+def test_training_into_another_runs_folder_needs_resume(trained, shapes_root, capsys):
+    before = sorted(p.name for p in trained.iterdir())
+    assert train(*tiny_opts(shapes_root, trained, 8)) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "holds the checkpoints of an earlier run" in error and "--resume" in error
+    assert sorted(p.name for p in trained.iterdir()) == before
+
+
+def test_resume_when_the_last_checkpoint_is_gone(trained, shapes_root, tmp_path, capsys):
+    """last_checkpoint names a deleted file: the run resumes from the newest checkpoint that is there."""
+    output = tmp_path / "copy"
+    shutil.copytree(trained, output)
+    (output / "model_final.pth").unlink()
+    assert train("--resume", *tiny_opts(shapes_root, output, 8), "SOLVER.CHECKPOINT_PERIOD", 2) == 0
+    log = (output / "log.txt").read_text()
+    assert "names model_final.pth, which is missing" in log and "at iteration 6" in log
+    records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    logged = [r["iteration"] for r in records if "loss" in r]
+    assert logged == sorted(set(logged)) and logged[-1] == 8  # the iterations after 6 logged once, by the resumed run
+
+
 def test_eval_only_reproduces_the_training_runs_evaluation(trained, shapes_root, tmp_path):
     output = tmp_path / "eval"
     assert train("--eval-only", *tiny_opts(shapes_root, output, 8), "MODEL.WEIGHTS", trained / "model_final.pth") == 0
@@ -131,7 +153,7 @@ def test_visualize_draws_the_reassembly_of_chosen_locations(trained, shapes_root
     (("MODEL.ROI_HEADS.NUM_CLASSES", "80"), "MODEL.ROI_HEADS.NUM_CLASSES is 80 but"),
 ])
 def test_bad_input_at_the_command_line_is_one_clear_line(shapes_root, tmp_path, override, message, capsys):
-    assert train(*tiny_opts(shapes_root, tmp_path, 2), *override) == 1
+    assert train(*tiny_opts(shapes_root, tmp_path, 2), *override) == 2
     stderr = capsys.readouterr().err
     assert stderr.startswith("carafe-det-train: error:") and message in stderr and len(stderr.splitlines()) <= 2
 
@@ -139,15 +161,15 @@ def test_bad_input_at_the_command_line_is_one_clear_line(shapes_root, tmp_path, 
 def test_a_checkpoint_of_another_model_is_refused_at_the_command_line(trained, shapes_root, tmp_path, capsys):
     assert train_main(["--engine", "torchvision", "--eval-only", "--config-file",
                        "torchvision/tiny_shapes_mask_rcnn.yaml", *tiny_opts(shapes_root, tmp_path, 2),
-                       "MODEL.WEIGHTS", str(trained / "model_final.pth")]) == 1
+                       "MODEL.WEIGHTS", str(trained / "model_final.pth")]) == 2
     assert f"{trained / 'model_final.pth'} is a checkpoint of another model variant" in capsys.readouterr().err
 
 
 def test_predict_names_an_image_it_cannot_decode_and_a_missing_input(trained, tmp_path, capsys):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not really a jpeg")
-    assert predict("--checkpoint", trained / "model_final.pth", "--input", broken, "--output", tmp_path / "o") == 1
+    assert predict("--checkpoint", trained / "model_final.pth", "--input", broken, "--output", tmp_path / "o") == 2
     assert f"carafe-det-predict: error: cannot decode image {broken}" in capsys.readouterr().err
     assert predict("--checkpoint", trained / "model_final.pth", "--input", tmp_path / "nope.png", "--output",
-                   tmp_path / "o") == 1
+                   tmp_path / "o") == 2
     assert f"--input {tmp_path / 'nope.png'}: no such file or folder" in capsys.readouterr().err

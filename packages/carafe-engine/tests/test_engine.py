@@ -131,3 +131,50 @@ def test_load_pretrained_checks_file_keys_and_shapes(tmp_path):
         load_pretrained(torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3), torch.nn.BatchNorm2d(4)), path)
     with pytest.raises(CheckpointError, match="file not found"):
         load_pretrained(target, tmp_path / "nope.pth")
+
+
+def test_resume_finds_the_newest_checkpoint_when_the_named_one_is_gone(tmp_path):
+    from carafe_engine import CheckpointError, find_resume_checkpoint, save_and_point
+
+    assert find_resume_checkpoint(tmp_path) is None  # nothing there: a fresh start
+    for name in ("model_0000002.pth", "model_0000004.pth"):
+        save_and_point(tmp_path, name, {"iteration": int(name[6:13])})
+    assert find_resume_checkpoint(tmp_path) == tmp_path / "model_0000004.pth"
+    (tmp_path / "model_0000004.pth").unlink()
+    notes = []
+    assert find_resume_checkpoint(tmp_path, log=notes.append) == tmp_path / "model_0000002.pth"
+    assert "model_0000004.pth, which is missing" in notes[0]
+    (tmp_path / "model_0000002.pth").unlink()
+    with pytest.raises(CheckpointError, match="names model_0000004.pth, which is missing.*holds no other checkpoint"):
+        find_resume_checkpoint(tmp_path)
+
+
+def test_training_refuses_to_overwrite_another_runs_checkpoints(tmp_path):
+    from carafe_engine import CheckpointError, check_training_output_dir, save_and_point
+
+    check_training_output_dir(tmp_path / "new", resume=False)  # a new folder is fine
+    save_and_point(tmp_path, "model_0000004.pth", {})
+    with pytest.raises(CheckpointError, match=rf"{tmp_path} holds the checkpoints .*model_0000004.pth.*--resume"):
+        check_training_output_dir(tmp_path, resume=False)
+    check_training_output_dir(tmp_path, resume=True)
+
+
+def test_checkpoints_get_the_folders_file_mode(tmp_path):
+    from carafe_engine import save_and_point
+
+    save_and_point(tmp_path, "model_final.pth", {})
+    other = tmp_path / "log.txt"
+    other.write_text("")
+    assert (tmp_path / "model_final.pth").stat().st_mode & 0o777 == other.stat().st_mode & 0o777
+    assert (tmp_path / "last_checkpoint").stat().st_mode & 0o777 == other.stat().st_mode & 0o777
+
+
+def test_metrics_after_the_resumed_iteration_are_dropped(tmp_path):
+    import json
+
+    from carafe_engine import append_metrics, truncate_metrics
+
+    for iteration in (2, 4, 6):
+        append_metrics(tmp_path, {"iteration": iteration, "loss": 1.0})
+    truncate_metrics(tmp_path, 4)
+    assert [json.loads(l)["iteration"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [2, 4]

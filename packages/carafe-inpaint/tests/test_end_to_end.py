@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -97,6 +98,29 @@ def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(tmp_path, capsys):
     # --resume on a finished run has nothing left to do
     assert train_main(["--resume", *args, "OUTPUT_DIR", str(killed_dir)]) == 0
     assert "already trained to iteration 24" in capsys.readouterr().out
+
+
+def test_training_into_another_runs_folder_needs_resume(trained):
+    before = sorted(p.name for p in trained.iterdir())
+    result = run_command(TRAIN, "--config-file", "tiny_carafe", *FAST, "SOLVER.MAX_ITER", "6", "OUTPUT_DIR", trained)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "holds the checkpoints of an earlier run" in result.stderr and "--resume" in result.stderr
+    assert sorted(p.name for p in trained.iterdir()) == before
+
+
+def test_resume_when_the_last_checkpoint_is_gone(trained, tmp_path):
+    """last_checkpoint names a deleted file: the run resumes from the newest checkpoint that is there, and logs
+    the iterations after it once."""
+    copy = shutil.copytree(trained, tmp_path / "copy")
+    (copy / "model_final.pth").unlink()
+    result = run_command(TRAIN, "--config-file", "tiny_carafe", "--resume", *FAST, "SOLVER.MAX_ITER", "6",
+                         "SOLVER.CHECKPOINT_PERIOD", "3", "TEST.EVAL_PERIOD", "3", "VIS.PERIOD", "3", "OUTPUT_DIR", copy)
+    assert result.returncode == 0, result.stderr
+    assert "names model_final.pth, which is missing" in result.stdout and "at iteration 3" in result.stdout
+    records = [json.loads(line) for line in (copy / "metrics.jsonl").read_text().splitlines()]
+    logged = [r["iteration"] for r in records if "split" not in r]
+    assert logged == [2, 4, 6]
+    assert torch.load(copy / "model_final.pth", weights_only=True)["iteration"] == 6
 
 
 def test_predict_one_and_two_checkpoints(trained, tmp_path, capsys):

@@ -110,6 +110,30 @@ def test_resume_after_the_process_is_killed_continues_exactly(small_dataset, tmp
     assert "nothing to train" in (output / "log.txt").read_text()
 
 
+def test_training_into_another_runs_folder_needs_resume(trained_tiny, demo_dataset, capsys):
+    before = sorted(p.name for p in trained_tiny.iterdir())
+    with pytest.raises(SystemExit) as exit_info:
+        train(tiny_args("tiny_carafe.yaml", demo_dataset, trained_tiny))
+    error = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(error.splitlines()) == 1
+    assert "holds the checkpoints of an earlier run" in error and "--resume" in error
+    assert sorted(p.name for p in trained_tiny.iterdir()) == before
+
+
+def test_resume_when_the_last_checkpoint_is_gone(trained_tiny, demo_dataset, tmp_path):
+    """last_checkpoint names a deleted file: the run resumes from the newest checkpoint that is there, and logs
+    the iterations after it once."""
+    copy = shutil.copytree(trained_tiny, tmp_path / "copy")
+    (copy / "model_final.pth").unlink()
+    train(["--resume", *tiny_args("tiny_carafe.yaml", demo_dataset, copy)])
+    log = (copy / "log.txt").read_text()
+    assert "names model_final.pth, which is missing" in log and "at iteration 100" in log.split("resumed from")[-1]
+    records = [json.loads(line) for line in (copy / "metrics.jsonl").read_text().splitlines()]
+    logged = [r["iteration"] for r in records if "loss" in r]
+    assert logged == sorted(set(logged)) and logged[-1] == 110
+    assert load_checkpoint(copy / "model_final.pth")["iteration"] == 110
+
+
 def test_predict_writes_segmentations_and_the_comparison_figure(trained_tiny, demo_dataset, tmp_path):
     images = demo_dataset / "images" / "validation"
     predict(["--weights", str(trained_tiny / "model_0000050.pth"), str(trained_tiny / "model_final.pth"),

@@ -14,9 +14,10 @@ USER_ERRORS = (ConfigError, CheckpointError, DatasetError)
 
 
 def report_user_errors(prog: str, function: Callable[[], int | None]) -> int:
-    """function()'s exit status (0 for None); 1 after printing `prog: error: message` for a user error."""
+    """function()'s exit status (0 for None); 2 after printing `prog: error: message` for a user error (as
+    argparse does for a bad argument: the same status in every package)."""
     try:
         return function() or 0
     except USER_ERRORS as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
-        return 1
+        return 2

@@ -1,12 +1,12 @@
 """Training infrastructure shared by the CARAFE task packages (see README.md)."""
 
 from .benchmark import time_steps
-from .checkpoint import (CheckpointError, last_checkpoint, load_checkpoint, load_pretrained, save_and_point,
-                         save_checkpoint)
+from .checkpoint import (CheckpointError, check_training_output_dir, find_resume_checkpoint, last_checkpoint,
+                         load_checkpoint, load_pretrained, save_and_point, save_checkpoint)
 from .cli import default_argument_parser
 from .config import Config, ConfigError, load_config
 from .distributed import all_reduce_mean, all_reduce_sum, barrier, get_rank, get_world_size, is_main_process, launch
-from .progress import ProgressLogger, append_metrics, write_json_atomic
+from .progress import ProgressLogger, append_metrics, truncate_metrics, write_json_atomic
 
 __all__ = [
     "CheckpointError",
@@ -17,7 +17,9 @@ __all__ = [
     "all_reduce_sum",
     "append_metrics",
     "barrier",
+    "check_training_output_dir",
     "default_argument_parser",
+    "find_resume_checkpoint",
     "get_rank",
     "get_world_size",
     "is_main_process",
@@ -29,5 +31,6 @@ __all__ = [
     "save_and_point",
     "save_checkpoint",
     "time_steps",
+    "truncate_metrics",
     "write_json_atomic",
 ]

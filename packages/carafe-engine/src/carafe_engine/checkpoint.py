@@ -14,8 +14,16 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable or of another model."""
 
 
+def _file_mode() -> int:
+    """The mode a plainly created file gets (0644 under the usual umask 022); mkstemp's files are 0600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """torch.save to a temp file in the same folder, fsync, then rename over path."""
+    """torch.save to a temp file in the same folder, fsync, then rename over path (with the mode of the folder's
+    other files)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -24,6 +32,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
             torch.save(state, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -57,6 +66,45 @@ def last_checkpoint(output_dir: str | Path) -> Path | None:
     return target if target.is_file() else None
 
 
+def _checkpoint_files(output_dir: Path) -> list[Path]:
+    """The folder's model_*.pth, newest first: model_final.pth, then model_<iteration>.pth by iteration."""
+    def order(path: Path):
+        number = path.stem.removeprefix("model_")
+        return (1, 0) if number == "final" else (0, int(number)) if number.isdigit() else (-1, 0)
+
+    return sorted((p for p in output_dir.glob("model_*.pth") if p.is_file()), key=order, reverse=True)
+
+
+def find_resume_checkpoint(output_dir: str | Path, log=print) -> Path | None:
+    """The checkpoint that --resume continues from: the one output_dir/last_checkpoint names; when that file is gone,
+    the newest other checkpoint of the folder (said in the log); None when the folder holds no checkpoint at all
+    (a fresh start). A last_checkpoint that names a missing file while no other checkpoint exists is a
+    CheckpointError: silently starting again would overwrite the run's files."""
+    output_dir = Path(output_dir)
+    pointer = output_dir / "last_checkpoint"
+    named = pointer.read_text().strip() if pointer.is_file() else None
+    if named and (output_dir / named).is_file():
+        return output_dir / named
+    files = _checkpoint_files(output_dir)
+    if named:
+        if not files:
+            raise CheckpointError(f"{pointer} names {named}, which is missing, and {output_dir} holds no other "
+                                  "checkpoint: restore the file, or delete last_checkpoint to start again")
+        log(f"{pointer} names {named}, which is missing: resuming from the newest checkpoint there, {files[0].name}")
+    return files[0] if files else None
+
+
+def check_training_output_dir(output_dir: str | Path, resume: bool) -> None:
+    """Training without --resume into a folder that holds another run's checkpoints would overwrite them: a
+    CheckpointError naming the folder and --resume."""
+    output_dir = Path(output_dir)
+    files = _checkpoint_files(output_dir) if output_dir.is_dir() else []
+    if not resume and (files or (output_dir / "last_checkpoint").exists()):
+        shown = ", ".join(p.name for p in files[:3]) or "last_checkpoint"
+        raise CheckpointError(f"{output_dir} holds the checkpoints of an earlier run ({shown}): pass --resume to "
+                              "continue it, or choose another OUTPUT_DIR")
+
+
 def save_and_point(output_dir: str | Path, name: str, state: dict[str, Any]) -> Path:
     """Saves output_dir/name atomically and records it as the last checkpoint (also atomically)."""
     output_dir = Path(output_dir)
@@ -64,6 +112,7 @@ def save_and_point(output_dir: str | Path, name: str, state: dict[str, Any]) -> 
     fd, tmp = tempfile.mkstemp(prefix=".last_checkpoint.", dir=output_dir)
     with os.fdopen(fd, "w") as handle:
         handle.write(name)
+    os.chmod(tmp, _file_mode())
     os.replace(tmp, output_dir / "last_checkpoint")
     return path
 

@@ -31,6 +31,21 @@ def append_metrics(output_dir: str | Path, record: dict) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
+def truncate_metrics(output_dir: str | Path, iteration: int) -> None:
+    """Drops the records of output_dir/metrics.jsonl logged after `iteration` (a run killed past its last
+    checkpoint logged them; the resumed run logs those iterations again)."""
+    path = Path(output_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("iteration", 0) <= iteration]
+    fd, tmp = tempfile.mkstemp(prefix=".metrics.jsonl.", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("".join(line + "\n" for line in kept))
+    os.chmod(tmp, path.stat().st_mode & 0o777)
+    os.replace(tmp, path)
+
+
 class ProgressLogger:
     """Call step(iteration, loss=..., lr=...) every iteration (iteration counts from 0); every `every`
     iterations, and at the last one, it prints `iter 120/1000  loss 0.532  lr 0.0100  0.41 s/it  ETA 0:06:01`

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
-from carafe_engine import CheckpointError, ConfigError, default_argument_parser, launch
+from carafe_engine import CheckpointError, ConfigError, check_training_output_dir, default_argument_parser, launch
 
 from .config import get_config
 from .data import DataError
@@ -44,9 +44,11 @@ def main(argv=None) -> int:
                                      "Partial Conv).", epilog=__doc__.split("\n\n", 1)[1])
     args = parser.parse_args(argv)
     try:
-        # fail on a bad config before any worker process starts
-        get_config(args.config_file, args.opts)
-    except ConfigError as error:
+        # fail on a bad config, or on a folder holding another run, before any worker process starts
+        cfg = get_config(args.config_file, args.opts)
+        if not args.eval_only:
+            check_training_output_dir(cfg.OUTPUT_DIR, args.resume)
+    except (ConfigError, CheckpointError) as error:
         parser.exit(2, f"carafe-inpaint-train: error: {error}\n")
     try:
         launch(run, args.num_gpus, args.num_machines, args.machine_rank, args.dist_url, args=(args,))

@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from carafe_engine import (CheckpointError, ProgressLogger, all_reduce_mean, get_rank, get_world_size, is_main_process,
-                           last_checkpoint, load_checkpoint, save_and_point, write_json_atomic)
+from carafe_engine import (CheckpointError, ProgressLogger, all_reduce_mean, find_resume_checkpoint, get_rank,
+                           get_world_size, is_main_process, load_checkpoint, save_and_point, truncate_metrics,
+                           write_json_atomic)
 
 from .config import KIND
 from .data import StreamBatches, TrainingStream, ValidationPairs, open_source
@@ -122,7 +123,7 @@ class Trainer:
     def load(self, resume: bool) -> None:
         """With resume, continue from the last checkpoint of OUTPUT_DIR if there is one; otherwise start from
         MODEL.WEIGHTS if given (weights only, iteration 0)."""
-        path = last_checkpoint(self.output_dir) if resume else None
+        path = find_resume_checkpoint(self.output_dir, self.log) if resume else None
         if path is not None:
             state = load_checkpoint(path, map_location=self.device, kind=KIND)
             load_generator_state(self.generator, state, path)
@@ -131,6 +132,8 @@ class Trainer:
             self.optimizer_d.load_state_dict(state["optimizer_d"])
             self.start_iter = int(state["iteration"])
             self.log(f"resuming from {path} at iteration {self.start_iter}")
+            if is_main_process():
+                truncate_metrics(self.output_dir, self.start_iter)
         elif self.cfg.MODEL.WEIGHTS:
             state = load_checkpoint(self.cfg.MODEL.WEIGHTS, map_location=self.device, kind=KIND)
             load_generator_state(self.generator, state, self.cfg.MODEL.WEIGHTS)

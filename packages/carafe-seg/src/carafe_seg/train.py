@@ -24,18 +24,21 @@ import torch.nn.functional as F
 from carafe_engine import (
     CheckpointError,
     Config,
+    ConfigError,
     ProgressLogger,
     all_reduce_mean,
     append_metrics,
     barrier,
+    check_training_output_dir,
     default_argument_parser,
+    find_resume_checkpoint,
     get_rank,
     get_world_size,
     is_main_process,
-    last_checkpoint,
     launch,
     load_checkpoint,
     save_and_point,
+    truncate_metrics,
     write_json_atomic,
 )
 from torch import nn
@@ -166,7 +169,7 @@ def train_worker(cfg_dict: dict, resume: bool, eval_only: bool) -> dict | None:
 def evaluate_checkpoint(model, cfg: Config, device, resume: bool, log, stream) -> dict:
     """--eval-only: MODEL.WEIGHTS, or with --resume the last checkpoint in OUTPUT_DIR."""
     out = Path(cfg.OUTPUT_DIR)
-    weights = cfg.MODEL.WEIGHTS or (last_checkpoint(out) if resume else None)
+    weights = cfg.MODEL.WEIGHTS or (find_resume_checkpoint(out, log) if resume else None)
     if not weights:
         raise ValueError("--eval-only needs MODEL.WEIGHTS (a carafe-seg checkpoint), or --resume with a checkpoint "
                          f"in OUTPUT_DIR ({out})")
@@ -192,12 +195,14 @@ def train_or_evaluate(cfg: Config, resume: bool, eval_only: bool, stream, log) -
     optimizer = torch.optim.SGD(parameter_groups(model, cfg.SOLVER.WEIGHT_DECAY), lr=cfg.SOLVER.BASE_LR,
                                 momentum=cfg.SOLVER.MOMENTUM)
     start_iter = 0
-    previous = last_checkpoint(out) if resume else None
+    previous = find_resume_checkpoint(out, log) if resume else None
     if previous is not None:
         state = load_model_weights(model, previous)
         optimizer.load_state_dict(state["optimizer"])
         start_iter = state["iteration"]
         log(f"resumed from {previous} at iteration {start_iter}")
+        if is_main_process():
+            truncate_metrics(out, start_iter)
     elif cfg.MODEL.WEIGHTS:
         load_model_weights(model, cfg.MODEL.WEIGHTS)
         log(f"initialized from {cfg.MODEL.WEIGHTS}")
@@ -250,7 +255,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.config_file is None:
         parser.error("--config-file is required (a path, or a shipped config's name: see carafe_seg.shipped_configs())")
-    cfg = load_seg_config(args.config_file, args.opts)
+    try:
+        cfg = load_seg_config(args.config_file, args.opts)
+        if not args.eval_only:
+            check_training_output_dir(cfg.OUTPUT_DIR, args.resume)
+    except (ConfigError, CheckpointError) as error:
+        parser.exit(2, f"carafe-seg-train: error: {error}\n")
     launch(train_worker, args.num_gpus, args.num_machines, args.machine_rank, args.dist_url,
            args=(cfg.to_dict(), args.resume, args.eval_only))
     return 0

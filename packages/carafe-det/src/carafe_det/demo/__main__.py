@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -145,6 +146,8 @@ def main(argv=None) -> int:
 
     print("[2/4] training baseline and CARAFE side by side (carafe-det-train, one thread each)", flush=True)
     outputs = {name: out / name for name in MODELS}
+    for folder in (*outputs.values(), out / "untrained"):  # the demo's numbers are those of fresh runs
+        shutil.rmtree(folder, ignore_errors=True)
     run_side_by_side({name: train_command(name, data, outputs[name], opts) for name in MODELS}, out)
     print("[3/4] evaluating an untrained CARAFE model for reference", flush=True)
     run_side_by_side({"untrained": train_command("carafe", data, out / "untrained", opts, eval_only=True)}, out)

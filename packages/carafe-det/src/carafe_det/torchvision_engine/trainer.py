@@ -15,8 +15,9 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from carafe_engine import (ConfigError, ProgressLogger, all_reduce_mean, barrier, get_rank, get_world_size,
-                           is_main_process, last_checkpoint, load_checkpoint, save_and_point, write_json_atomic)
+from carafe_engine import (ConfigError, ProgressLogger, all_reduce_mean, barrier, check_training_output_dir,
+                           find_resume_checkpoint, get_rank, get_world_size, is_main_process, load_checkpoint,
+                           save_and_point, truncate_metrics, write_json_atomic)
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -102,18 +103,20 @@ def _training_state(cfg, model, optimizer, scaler, iteration, dataset, rng_state
             "class_names": dataset.class_names, "category_ids": dataset.category_ids, "rng_states": rng_states}
 
 
-def load_weights_for(cfg, model: nn.Module, resume: bool, log) -> tuple[dict | None, Path | None]:
-    """detectron2's resume_or_load: the output directory's last checkpoint when resuming and there is one, else
-    MODEL.WEIGHTS, else nothing. Returns the loaded checkpoint and its path."""
-    path = last_checkpoint(cfg.OUTPUT_DIR) if resume else None
+def load_weights_for(cfg, model: nn.Module, resume: bool, log) -> tuple[dict | None, Path | None, bool]:
+    """detectron2's resume_or_load: the output directory's checkpoint to resume when resuming and there is one,
+    else MODEL.WEIGHTS, else nothing. Returns the loaded checkpoint, its path and whether it is the run being
+    resumed."""
+    path = find_resume_checkpoint(cfg.OUTPUT_DIR, log) if resume else None
+    resumed = path is not None
     if path is None and cfg.MODEL.WEIGHTS:
         path = Path(cfg.MODEL.WEIGHTS).expanduser()
     if path is None:
-        return None, None
+        return None, None, False
     state = load_checkpoint(path, kind=checkpoint_kind(cfg))
     load_model_weights(model, state, path)
     log(f"loaded weights from {path} (iteration {state.get('iteration', '?')})")
-    return state, path
+    return state, path, resumed
 
 
 def train_step(model, optimizer, scaler, images, targets, device, iteration: int = 0):
@@ -147,6 +150,7 @@ def build_optimizer(cfg, model: nn.Module):
 
 def train(cfg, resume: bool) -> dict | None:
     output_dir = Path(cfg.OUTPUT_DIR)
+    check_training_output_dir(output_dir, resume)
     output_dir.mkdir(parents=True, exist_ok=True)
     log = Log(output_dir)
     rank, world_size = get_rank(), get_world_size()
@@ -161,10 +165,10 @@ def train(cfg, resume: bool) -> dict | None:
     torch.manual_seed(cfg.SEED)  # the same initial model in every process (DDP also broadcasts rank 0's)
     model = build_model(cfg).to(device)
     optimizer, scaler = build_optimizer(cfg, model)
-    state, path = load_weights_for(cfg, model, resume, log)
+    state, path, resumed = load_weights_for(cfg, model, resume, log)
     start_iter = 0
     torch.manual_seed(cfg.SEED + rank)  # proposal sampling differs between processes, as their images do
-    if state is not None and resume and path == last_checkpoint(output_dir):
+    if resumed:
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         start_iter = int(state["iteration"])
@@ -172,6 +176,8 @@ def train(cfg, resume: bool) -> dict | None:
         if len(rng_states) == world_size:  # same process count: continue each process's random stream exactly
             torch.set_rng_state(rng_states[rank])
         log(f"resuming from {path} at iteration {start_iter}")
+        if is_main_process():
+            truncate_metrics(output_dir, start_iter)
 
     schedule = Schedule(cfg.SOLVER, iterations_per_epoch(len(train_set), cfg.SOLVER.IMS_PER_BATCH))
     batches = TrainingBatches(len(train_set), cfg.SOLVER.IMS_PER_BATCH, rank, world_size, cfg.SEED,
@@ -246,7 +252,7 @@ def evaluate_only(cfg, resume: bool) -> dict | None:
     check_classes(cfg, dataset)
     torch.manual_seed(cfg.SEED)
     model = build_model(cfg).to(device)
-    state, _ = load_weights_for(cfg, model, resume, log)
+    state, _, _ = load_weights_for(cfg, model, resume, log)
     if state is None:
         log("no MODEL.WEIGHTS and no checkpoint to resume: evaluating the untrained model")
     return run_evaluation(cfg, model, dataset, device, int(state.get("iteration", 0)) if state else 0, log)
