@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import Callable
+
+from .checkpoint import CheckpointError, check_training_output_dir
+from .config import ConfigError
 
 
 def default_argument_parser(description: str, epilog: str | None = None) -> argparse.ArgumentParser:
@@ -20,3 +24,15 @@ def default_argument_parser(description: str, epilog: str | None = None) -> argp
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE",
                         help="config overrides, e.g. SOLVER.BASE_LR 0.01 OUTPUT_DIR out/")
     return parser
+
+
+def load_run_config(parser: argparse.ArgumentParser, prog: str, load: Callable, args: argparse.Namespace):
+    """The config of a train / eval run, load(args.config_file, args.opts), with the output folder checked when
+    it trains (check_training_output_dir). A user error ends the command with one line on stderr, exit 2."""
+    try:
+        cfg = load(args.config_file, args.opts)
+        if not args.eval_only:
+            check_training_output_dir(cfg.OUTPUT_DIR, args.resume)
+        return cfg
+    except (ConfigError, CheckpointError) as error:
+        parser.exit(2, f"{prog}: error: {error}\n")

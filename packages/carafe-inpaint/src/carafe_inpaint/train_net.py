@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
-from carafe_engine import CheckpointError, ConfigError, check_training_output_dir, default_argument_parser, launch
+from carafe_engine import CheckpointError, default_argument_parser, launch, load_run_config
 
 from .config import get_config
 from .data import DataError
@@ -43,13 +43,8 @@ def main(argv=None) -> int:
     parser = default_argument_parser("Train or evaluate a Global&Local inpainting model (deconvolution, CARAFE or "
                                      "Partial Conv).", epilog=__doc__.split("\n\n", 1)[1])
     args = parser.parse_args(argv)
-    try:
-        # fail on a bad config, or on a folder holding another run, before any worker process starts
-        cfg = get_config(args.config_file, args.opts)
-        if not args.eval_only:
-            check_training_output_dir(cfg.OUTPUT_DIR, args.resume)
-    except (ConfigError, CheckpointError) as error:
-        parser.exit(2, f"carafe-inpaint-train: error: {error}\n")
+    # fail on a bad config, or on a folder holding another run, before any worker process starts
+    load_run_config(parser, "carafe-inpaint-train", get_config, args)
     try:
         launch(run, args.num_gpus, args.num_machines, args.machine_rank, args.dist_url, args=(args,))
     except (DataError, ImageReadError, CheckpointError) as error:

@@ -24,12 +24,10 @@ import torch.nn.functional as F
 from carafe_engine import (
     CheckpointError,
     Config,
-    ConfigError,
     ProgressLogger,
     all_reduce_mean,
     append_metrics,
     barrier,
-    check_training_output_dir,
     default_argument_parser,
     find_resume_checkpoint,
     get_rank,
@@ -37,6 +35,7 @@ from carafe_engine import (
     is_main_process,
     launch,
     load_checkpoint,
+    load_run_config,
     save_and_point,
     truncate_metrics,
     write_json_atomic,
@@ -255,12 +254,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.config_file is None:
         parser.error("--config-file is required (a path, or a shipped config's name: see carafe_seg.shipped_configs())")
-    try:
-        cfg = load_seg_config(args.config_file, args.opts)
-        if not args.eval_only:
-            check_training_output_dir(cfg.OUTPUT_DIR, args.resume)
-    except (ConfigError, CheckpointError) as error:
-        parser.exit(2, f"carafe-seg-train: error: {error}\n")
+    cfg = load_run_config(parser, "carafe-seg-train", load_seg_config, args)
     launch(train_worker, args.num_gpus, args.num_machines, args.machine_rank, args.dist_url,
            args=(cfg.to_dict(), args.resume, args.eval_only))
     return 0
