@@ -178,3 +178,15 @@ def test_metrics_after_the_resumed_iteration_are_dropped(tmp_path):
         append_metrics(tmp_path, {"iteration": iteration, "loss": 1.0})
     truncate_metrics(tmp_path, 4)
     assert [json.loads(l)["iteration"] for l in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [2, 4]
+
+
+def test_checkpoint_labels_tell_checkpoints_apart(tmp_path):
+    from carafe_engine import checkpoint_labels
+
+    assert checkpoint_labels(["out/a/model_final.pth", "out/b/model_final.pth"]) == ["a", "b"]
+    assert checkpoint_labels(["run/model_0000050.pth", "run/model_final.pth"]) == ["run/model_0000050",
+                                                                                  "run/model_final"]
+    assert checkpoint_labels(["x/run/model_final.pth", "y/run/model_final.pth"]) == ["x/run/model_final",
+                                                                                    "y/run/model_final"]
+    twice = checkpoint_labels(["run/m.pth", "run/m.pth"])
+    assert len(set(twice)) == 2 and all(label.endswith(("(1)", "(2)")) for label in twice)

@@ -110,6 +110,20 @@ def test_resume_after_the_process_is_killed_continues_exactly(small_dataset, tmp
     assert "nothing to train" in (output / "log.txt").read_text()
 
 
+def test_predict_tells_two_runs_final_checkpoints_apart(trained_tiny, demo_dataset, tmp_path):
+    """out/a/model_final.pth and out/b/model_final.pth: two columns and two sets of files, each of its model."""
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
+    shutil.copy(trained_tiny / "model_final.pth", tmp_path / "a" / "model_final.pth")
+    shutil.copy(trained_tiny / "model_0000050.pth", tmp_path / "b" / "model_final.pth")
+    image = sorted((demo_dataset / "images" / "validation").iterdir())[0]
+    predict(["--weights", str(tmp_path / "a" / "model_final.pth"), str(tmp_path / "b" / "model_final.pth"),
+             "--input", str(image), "--output", str(tmp_path / "out"), "--device", "cpu"])
+    a = np.array(Image.open(tmp_path / "out" / f"{image.stem}_carafe_a_labels.png"))
+    b = np.array(Image.open(tmp_path / "out" / f"{image.stem}_carafe_b_labels.png"))
+    assert not np.array_equal(a, b)  # the 50-iteration model segments differently from the final one
+
+
 def test_training_into_another_runs_folder_needs_resume(trained_tiny, demo_dataset, capsys):
     before = sorted(p.name for p in trained_tiny.iterdir())
     with pytest.raises(SystemExit) as exit_info:

@@ -15,6 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
+from carafe_engine import checkpoint_labels
+
 from .cli_errors import report_user_errors
 from .data.coco_folder import DatasetError, read_image
 from .drawing import save_detections
@@ -40,14 +42,6 @@ def list_images(inputs: list[str]) -> list[Path]:
     return images
 
 
-def default_titles(checkpoints: list[str]) -> list[str]:
-    """Each checkpoint's folder name (a training run's OUTPUT_DIR), or folder/file where those coincide."""
-    folders = [Path(c).resolve().parent.name for c in checkpoints]
-    if len(set(folders)) == len(folders):
-        return folders
-    return [f"{folder}/{Path(c).stem}" for folder, c in zip(folders, checkpoints)]
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="carafe-det-predict", description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1],
@@ -69,7 +63,7 @@ def main(argv=None) -> int:
     configs = args.config_file or [None] * len(args.checkpoint)
     if len(configs) != len(args.checkpoint):
         parser.error(f"{len(configs)} --config-file for {len(args.checkpoint)} --checkpoint: give one per checkpoint")
-    titles = args.titles or default_titles(args.checkpoint)
+    titles = args.titles or checkpoint_labels(args.checkpoint)
     if len(titles) != len(args.checkpoint):
         parser.error(f"{len(titles)} --titles for {len(args.checkpoint)} --checkpoint")
     return report_user_errors("carafe-det-predict", lambda: predict(args, configs, titles))

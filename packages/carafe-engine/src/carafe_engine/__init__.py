@@ -3,7 +3,7 @@
 from .benchmark import time_steps
 from .checkpoint import (CheckpointError, check_training_output_dir, find_resume_checkpoint, last_checkpoint,
                          load_checkpoint, load_pretrained, save_and_point, save_checkpoint)
-from .cli import default_argument_parser, load_run_config
+from .cli import checkpoint_labels, default_argument_parser, load_run_config
 from .config import Config, ConfigError, load_config
 from .distributed import all_reduce_mean, all_reduce_sum, barrier, get_rank, get_world_size, is_main_process, launch
 from .progress import ProgressLogger, append_metrics, truncate_metrics, write_json_atomic
@@ -18,6 +18,7 @@ __all__ = [
     "append_metrics",
     "barrier",
     "check_training_output_dir",
+    "checkpoint_labels",
     "default_argument_parser",
     "find_resume_checkpoint",
     "get_rank",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Sequence
 
 from .checkpoint import CheckpointError, check_training_output_dir
 from .config import ConfigError
@@ -36,3 +37,20 @@ def load_run_config(parser: argparse.ArgumentParser, prog: str, load: Callable, 
         return cfg
     except (ConfigError, CheckpointError) as error:
         parser.exit(2, f"{prog}: error: {error}\n")
+
+
+def checkpoint_labels(paths: Sequence[str | Path]) -> list[str]:
+    """Names that tell checkpoints apart, for titles and file names: each one's folder (a training run's
+    OUTPUT_DIR), or as many trailing folders and the file's stem as it takes to make them differ
+    (out/a/model_final.pth and out/b/model_final.pth: 'a' and 'b'; two of one run: 'run/model_0000050' and
+    'run/model_final'); the same file given twice is numbered."""
+    resolved = [Path(p).resolve() for p in paths]
+    depth = max((len(p.parts) for p in resolved), default=1)
+    for level in range(depth):
+        if level == 0:
+            labels = [p.parent.name or p.stem for p in resolved]
+        else:
+            labels = ["/".join([*p.parent.parts[-level:], p.stem]) for p in resolved]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [f"{label} ({i + 1})" for i, label in enumerate(labels)]

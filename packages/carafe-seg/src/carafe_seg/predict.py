@@ -14,11 +14,12 @@ ground truth, then one per checkpoint (the paper's Figure 3 when the checkpoints
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import numpy as np
 import torch
-from carafe_engine import load_checkpoint
+from carafe_engine import checkpoint_labels, load_checkpoint
 from PIL import Image
 
 from .config import UPSAMPLER_PLACES, config_from_checkpoint
@@ -92,8 +93,8 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     predictors = [load_predictor(path, device) for path in args.weights]
     titles = args.titles or [describe_upsamplers(cfg) for _, cfg in predictors]
-    if len(set(titles)) < len(titles):  # two checkpoints of the same kind: tell them apart by file name
-        titles = [f"{title} [{path.stem}]" for title, path in zip(titles, args.weights)]
+    if len(set(titles)) < len(titles):  # checkpoints of the same kind: tell them apart by their paths
+        titles = [f"{title} [{label}]" for title, label in zip(titles, checkpoint_labels(args.weights))]
     num_classes = predictors[0][1].DATASET.NUM_CLASSES
     images = collect_images(args.input)[: args.limit or None]
     args.output.mkdir(parents=True, exist_ok=True)
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
             row["ground truth"] = read_annotation(args.annotations / f"{path.stem}.png", num_classes)
         for (model, cfg), title in zip(predictors, titles):
             labels = segment_image(model, cfg, image, device)
-            tag = "".join(ch if ch.isalnum() else "_" for ch in title).strip("_").lower()
+            tag = re.sub("_+", "_", "".join(ch if ch.isalnum() else "_" for ch in title)).strip("_").lower()
             Image.fromarray(colorize(labels, num_classes)).save(args.output / f"{path.stem}_{tag}.png")
             Image.fromarray(labels, mode="L").save(args.output / f"{path.stem}_{tag}_labels.png")
             row[title] = labels
