@@ -190,3 +190,16 @@ def test_checkpoint_labels_tell_checkpoints_apart(tmp_path):
                                                                                     "y/run/model_final"]
     twice = checkpoint_labels(["run/m.pth", "run/m.pth"])
     assert len(set(twice)) == 2 and all(label.endswith(("(1)", "(2)")) for label in twice)
+
+
+def test_select_device_names_the_key_it_came_from():
+    from carafe_engine import ConfigError, select_device
+
+    assert select_device("cpu").type == "cpu"
+    assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert select_device(None) == select_device("auto")
+    with pytest.raises(ConfigError, match="DEVICE must be auto, cpu, cuda or cuda:N; got 'tpu'"):
+        select_device("tpu", "DEVICE")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="MODEL.DEVICE is 'cuda' but this machine has no CUDA GPU"):
+            select_device("cuda")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from carafe_engine import CheckpointError, load_checkpoint, load_config
+from carafe_engine import CheckpointError, load_checkpoint, load_config, select_device
 
 from .torchvision_engine.model import build_model, load_model_weights
 
@@ -38,12 +38,6 @@ def image_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255).to(device)
 
 
-def pick_device(device: str | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 class TorchvisionPredictor:
     """A torchvision-engine checkpoint (model_final.pth): its own config, optionally overridden by a config file
     and KEY VALUE opts (e.g. MODEL.ROI_HEADS.SCORE_THRESH_TEST 0.3)."""
@@ -58,7 +52,7 @@ class TorchvisionPredictor:
         self.cfg = load_config(state["config"], config_file, opts)
         self.cfg.MODEL.WEIGHTS = ""
         self.cfg.MODEL.BACKBONE.WEIGHTS = ""
-        self.device = pick_device(device)
+        self.device = select_device(device, "--device")
         self.model = build_model(self.cfg)
         load_model_weights(self.model, state, checkpoint)
         self.model.to(self.device).eval()
@@ -87,7 +81,7 @@ class Detectron2Predictor:
             raise CheckpointError(f"checkpoint not found: {weights}")
         cfg = load_detectron2_config(config_file, opts)
         cfg.MODEL.WEIGHTS = str(weights)
-        cfg.MODEL.DEVICE = str(pick_device(device))
+        cfg.MODEL.DEVICE = str(select_device(device, "--device"))
         register_config_datasets(cfg)
         cfg.freeze()
         dataset = cfg.DATASETS.TEST[0]

@@ -4,12 +4,31 @@ from .benchmark import time_steps
 from .checkpoint import (CheckpointError, check_training_output_dir, find_resume_checkpoint, last_checkpoint,
                          load_checkpoint, load_pretrained, save_and_point, save_checkpoint)
 from .cli import checkpoint_labels, default_argument_parser, load_run_config
-from .config import Config, ConfigError, load_config
-from .distributed import all_reduce_mean, all_reduce_sum, barrier, get_rank, get_world_size, is_main_process, launch
+from .config import CfgNode, Config, ConfigError, get_cfg, load_config, set_choices
+from .distributed import (all_reduce_mean, all_reduce_sum, barrier, get_rank, get_world_size, is_main_process, launch,
+                          select_device)
+from .errors import USER_ERRORS, DatasetError, report_user_errors
 from .progress import ProgressLogger, append_metrics, truncate_metrics, write_json_atomic
+from .sampler import Sample, TrainingSampler, sample_rng
+from .sync_batchnorm import CPUSyncBatchNorm, convert_sync_batchnorm
+from .trainer import HookBase, PeriodicHook, RunLog, Trainer, run_trainer
 
 __all__ = [
+    "CPUSyncBatchNorm",
+    "DatasetError",
+    "HookBase",
+    "PeriodicHook",
+    "RunLog",
+    "Sample",
+    "Trainer",
+    "TrainingSampler",
+    "USER_ERRORS",
+    "convert_sync_batchnorm",
+    "report_user_errors",
+    "run_trainer",
+    "sample_rng",
     "CheckpointError",
+    "CfgNode",
     "Config",
     "ConfigError",
     "ProgressLogger",
@@ -27,11 +46,14 @@ __all__ = [
     "last_checkpoint",
     "launch",
     "load_checkpoint",
+    "get_cfg",
     "load_config",
     "load_pretrained",
     "load_run_config",
     "save_and_point",
     "save_checkpoint",
+    "select_device",
+    "set_choices",
     "time_steps",
     "truncate_metrics",
     "write_json_atomic",

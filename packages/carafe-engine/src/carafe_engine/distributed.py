@@ -14,6 +14,28 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 
+def select_device(requested: str | None = "auto", what: str = "MODEL.DEVICE") -> torch.device:
+    """The device a process computes on. 'auto' (or None): this process's GPU where there is one (launch makes
+    each process's GPU current), else the CPU; 'cpu'; 'cuda' (the current GPU) or 'cuda:N'. Asking for a GPU on a
+    machine without one is a ConfigError naming `what`, the key or flag the request came from."""
+    from .config import ConfigError
+
+    requested = "auto" if requested is None else str(requested)
+    if requested == "auto":
+        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    if requested == "cpu":
+        return torch.device("cpu")
+    if requested == "cuda" or requested.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{what} is {requested!r} but this machine has no CUDA GPU (use auto or cpu)")
+        device = torch.device(requested)
+        index = torch.cuda.current_device() if device.index is None else device.index
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"{what} is {requested!r} but this machine has {torch.cuda.device_count()} GPU(s)")
+        return torch.device("cuda", index)
+    raise ConfigError(f"{what} must be auto, cpu, cuda or cuda:N; got {requested!r}")
+
+
 def get_world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 

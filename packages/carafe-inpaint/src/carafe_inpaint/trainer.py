@@ -23,22 +23,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from carafe_engine import (CheckpointError, ProgressLogger, all_reduce_mean, find_resume_checkpoint, get_rank,
-                           get_world_size, is_main_process, load_checkpoint, save_and_point, truncate_metrics,
-                           write_json_atomic)
+                           get_world_size, is_main_process, load_checkpoint, save_and_point, select_device,
+                           truncate_metrics, write_json_atomic)
 
 from .config import KIND
 from .data import StreamBatches, TrainingStream, ValidationPairs, open_source
 from .figures import image_grid, masked_view
 from .metrics import evaluate, format_metrics
 from .models import build_discriminator, build_generator, complete, region_weights
-
-
-def select_device(cfg) -> torch.device:
-    if cfg.DEVICE == "cpu" or (cfg.DEVICE == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise RuntimeError("DEVICE is 'cuda' but no CUDA GPU is available (set DEVICE cpu or auto)")
-    return torch.device("cuda", torch.cuda.current_device())
 
 
 def masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -97,7 +89,7 @@ class Trainer:
     def __init__(self, cfg, log=print):
         self.cfg = cfg
         self.log = log if is_main_process() else (lambda *a, **k: None)
-        self.device = select_device(cfg)
+        self.device = select_device(cfg.DEVICE, "DEVICE")
         self.world_size, self.rank = get_world_size(), get_rank()
         self.output_dir = Path(cfg.OUTPUT_DIR)
         torch.manual_seed(cfg.SEED)  # the same initial weights in every process

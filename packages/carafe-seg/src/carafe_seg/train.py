@@ -37,6 +37,7 @@ from carafe_engine import (
     load_checkpoint,
     load_run_config,
     save_and_point,
+    select_device,
     truncate_metrics,
     write_json_atomic,
 )
@@ -112,11 +113,6 @@ def iterations_per_epoch(cfg, batches_per_pass: int) -> int:
     return cfg.SOLVER.ITERS_PER_EPOCH or batches_per_pass
 
 
-def device_for_process() -> torch.device:
-    # launch() has set the current CUDA device to this process's GPU
-    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-
-
 def checkpoint_state(model: nn.Module, optimizer, iteration: int, cfg: Config) -> dict:
     return {"kind": CHECKPOINT_KIND, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "iteration": iteration, "config": cfg.to_dict()}
@@ -179,7 +175,7 @@ def evaluate_checkpoint(model, cfg: Config, device, resume: bool, log, stream) -
 
 def train_or_evaluate(cfg: Config, resume: bool, eval_only: bool, stream, log) -> dict | None:
     rank, world_size = get_rank(), get_world_size()
-    device = device_for_process()
+    device = select_device()  # auto: launch() has made this process's GPU current
     out = Path(cfg.OUTPUT_DIR)
 
     # the same initial weights in every process (DDP broadcasts rank 0's anyway); the data order is seeded by the

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from carafe_engine import (ConfigError, ProgressLogger, all_reduce_mean, barrier, check_training_output_dir,
                            find_resume_checkpoint, get_rank, get_world_size, is_main_process, load_checkpoint,
-                           save_and_point, truncate_metrics, write_json_atomic)
+                           save_and_point, select_device, truncate_metrics, write_json_atomic)
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -48,18 +48,6 @@ class Log:
 
     def flush(self) -> None:
         sys.stdout.flush()
-
-
-def resolve_device(cfg) -> torch.device:
-    if cfg.MODEL.DEVICE == "auto":
-        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-    if cfg.MODEL.DEVICE not in ("cpu", "cuda"):
-        raise ConfigError(f"MODEL.DEVICE must be auto, cpu or cuda; got {cfg.MODEL.DEVICE!r}")
-    if cfg.MODEL.DEVICE == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("MODEL.DEVICE is cuda but no CUDA GPU is available")
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
 
 
 def check_classes(cfg, dataset: CocoDetectionDataset, other: CocoDetectionDataset | None = None) -> None:
@@ -154,7 +142,7 @@ def train(cfg, resume: bool) -> dict | None:
     output_dir.mkdir(parents=True, exist_ok=True)
     log = Log(output_dir)
     rank, world_size = get_rank(), get_world_size()
-    device = resolve_device(cfg)
+    device = select_device(cfg.MODEL.DEVICE, "MODEL.DEVICE")
     train_set = CocoDetectionDataset(cfg.DATASETS.ROOT, cfg.DATASETS.TRAIN, cfg.MODEL.MASK_ON,
                                      filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
     test_set = CocoDetectionDataset(cfg.DATASETS.ROOT, cfg.DATASETS.TEST, cfg.MODEL.MASK_ON)
@@ -247,7 +235,7 @@ def evaluate_only(cfg, resume: bool) -> dict | None:
     output_dir = Path(cfg.OUTPUT_DIR)
     output_dir.mkdir(parents=True, exist_ok=True)
     log = Log(output_dir)
-    device = resolve_device(cfg)
+    device = select_device(cfg.MODEL.DEVICE, "MODEL.DEVICE")
     dataset = CocoDetectionDataset(cfg.DATASETS.ROOT, cfg.DATASETS.TEST, cfg.MODEL.MASK_ON)
     check_classes(cfg, dataset)
     torch.manual_seed(cfg.SEED)

@@ -2,7 +2,7 @@
 
 from .backbone import BackboneWeightsError, ResNetBackbone, TinyBackbone, build_backbone
 from .segmentor import UPerNetSegmentor, build_model, pad_to_multiple
-from .sync_batchnorm import CPUSyncBatchNorm, convert_sync_batchnorm
+from carafe_engine.sync_batchnorm import CPUSyncBatchNorm, convert_sync_batchnorm
 from .upernet import UPerNetDecoder
 from .upsampling import BilinearThenCARAFE, BilinearUpsample, make_upsampler
 
