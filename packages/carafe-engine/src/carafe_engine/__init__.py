@@ -11,7 +11,7 @@ from .errors import USER_ERRORS, DatasetError, report_user_errors
 from .progress import ProgressLogger, append_metrics, truncate_metrics, write_json_atomic
 from .sampler import Sample, TrainingSampler, sample_rng
 from .sync_batchnorm import CPUSyncBatchNorm, convert_sync_batchnorm
-from .trainer import HookBase, PeriodicHook, RunLog, Trainer, run_trainer
+from .trainer import HookBase, PeriodicHook, RunLog, Trainer, epochs_to_iterations, run_trainer, train_command
 
 __all__ = [
     "CPUSyncBatchNorm",
@@ -26,6 +26,8 @@ __all__ = [
     "convert_sync_batchnorm",
     "report_user_errors",
     "run_trainer",
+    "train_command",
+    "epochs_to_iterations",
     "sample_rng",
     "CheckpointError",
     "CfgNode",

@@ -396,5 +396,22 @@ def run_trainer(trainer_class: type[Trainer], cfg, resume: bool, eval_only: bool
     return trainer.train()
 
 
+def train_command(trainer_class: type[Trainer], load: Callable, prog: str, description: str, argv=None,
+                  epilog: str | None = None) -> int:
+    """A task's carafe-<task>-train: detectron2's command line (default_argument_parser), the config loaded by
+    load(config_file, opts) and the output folder checked before any process starts, launch(run_trainer, ...);
+    every user error is one line on stderr and exit status 2."""
+    from .cli import default_argument_parser, load_run_config
+    from .distributed import launch
+    from .errors import report_user_errors
+
+    parser = default_argument_parser(description, epilog=epilog)
+    args = parser.parse_args(argv)
+    cfg = load_run_config(parser, prog, load, args)
+    return report_user_errors(prog, lambda: launch(run_trainer, args.num_gpus, args.num_machines, args.machine_rank,
+                                                   args.dist_url, args=(trainer_class, cfg, args.resume,
+                                                                        args.eval_only)) and 0)
+
+
 def epochs_to_iterations(epochs: float, batches_per_epoch: int) -> int:
     return max(1, math.ceil(epochs * batches_per_epoch))
