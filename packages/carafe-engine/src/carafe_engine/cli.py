@@ -27,6 +27,33 @@ def default_argument_parser(description: str, epilog: str | None = None) -> argp
     return parser
 
 
+def predict_argument_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """The flags every predict command shares: --weights CHECKPOINT..., --input FILE_OR_FOLDER..., --output DIR,
+    --titles (one per checkpoint), --limit, --device. doc: the module docstring (its first paragraph is the
+    description, all of it the epilog)."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0], epilog=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", nargs="+", required=True, type=Path, metavar="CHECKPOINT",
+                        help="one or more checkpoints (model_final.pth of a training run); two: baseline, CARAFE")
+    parser.add_argument("--input", nargs="+", required=True, type=Path, help="images or folders of images")
+    parser.add_argument("--output", required=True, type=Path, help="folder for the results and the figure")
+    parser.add_argument("--titles", nargs="+", default=None, help="a title per checkpoint (default: its kind)")
+    parser.add_argument("--limit", type=int, default=0, help="at most this many images (0: all)")
+    parser.add_argument("--device", default="auto", help="auto (a GPU where there is one), cpu, cuda or cuda:N")
+    parse = parser.parse_args
+
+    def parse_args(argv=None, namespace=None):
+        args = parse(argv, namespace)
+        if args.titles and len(args.titles) != len(args.weights):
+            parser.error(f"--titles: {len(args.titles)} titles for {len(args.weights)} checkpoints")
+        if args.limit < 0:
+            parser.error(f"--limit must be >= 0, got {args.limit}")
+        return args
+
+    parser.parse_args = parse_args
+    return parser
+
+
 def load_run_config(parser: argparse.ArgumentParser, prog: str, load: Callable, args: argparse.Namespace):
     """The config of a train / eval run, load(args.config_file, args.opts), with the output folder checked when
     it trains (check_training_output_dir). A user error ends the command with one line on stderr, exit 2."""

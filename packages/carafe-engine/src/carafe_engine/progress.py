@@ -1,5 +1,6 @@
-"""Progress of long jobs: a periodic log line with speed and ETA, metrics appended to metrics.jsonl, and JSON
-files written atomically."""
+"""Progress of long jobs: a periodic log line with speed and ETA (training), tqdm progress bars (evaluation,
+prediction over a folder, dataset generation), metrics appended to metrics.jsonl, and JSON files written
+atomically."""
 
 from __future__ import annotations
 
@@ -10,7 +11,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, TypeVar
+
+from tqdm import tqdm
+
+T = TypeVar("T")
+
+
+def progress_bar(items: Iterable[T], description: str, total: int | None = None) -> Iterable[T]:
+    """tqdm over items on stderr, from the main process only (other processes iterate silently)."""
+    from .distributed import is_main_process
+
+    return tqdm(items, desc=description, total=total, disable=not is_main_process(), dynamic_ncols=True,
+                leave=False)
 
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:

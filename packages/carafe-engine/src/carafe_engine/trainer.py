@@ -169,7 +169,7 @@ class Trainer:
                 group.setdefault("base_lr", group["lr"])
         self.wrapped = self.models
         self.start_iter = 0
-        self.max_iter = int(cfg.SOLVER.MAX_ITER)
+        self.max_iter = int(cfg.SOLVER.get("MAX_ITER", 0))
         self.hooks: list[HookBase] = []
         # each process its own random stream from here on (proposal sampling, dropout), restored on resume
         seed_everything(cfg.SEED + self.rank)
