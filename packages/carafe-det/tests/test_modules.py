@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from carafe_ops import CARAFEPack
+from carafe_ops.nn import Interpolate
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from carafe_det.modules import (CARAFEFPN, CARAFESettings, DeconvUpsample, MaskUpsamplePredictor, NearestUpsample,
-                                build_mask_upsampler)
+from carafe_det.modules import CARAFEFPN, CARAFESettings, DeconvUpsample, MaskUpsamplePredictor, build_mask_upsampler
 
 RESNET50_WIDTHS = [256, 512, 1024, 2048]
 
@@ -44,7 +44,7 @@ def test_baseline_neck_is_the_standard_fpn_parameter_for_parameter():
     reference = FeaturePyramidNetwork(RESNET50_WIDTHS, 256, extra_blocks=LastLevelMaxPool())
     assert count(baseline) == count(reference) == 3_344_384
     assert not any(isinstance(m, CARAFEPack) for m in baseline.modules())
-    assert all(isinstance(m, NearestUpsample) for m in baseline.upsample_modules)
+    assert all(isinstance(m, Interpolate) and m.mode == "nearest" for m in baseline.upsample_modules)
 
 
 def test_carafe_neck_adds_the_p6_conv_its_output_conv_and_four_packs():
@@ -132,7 +132,7 @@ def test_upsampler_kind_is_a_constructor_argument_sharing_one_module():
     assert type(carafe) is type(nearest)
     (pack,) = carafe.upsample_modules
     assert (pack.up_kernel, pack.up_group, pack.compressed_channels, pack.scale_factor) == (3, 2, 4, 2)
-    assert isinstance(nearest.upsample_modules[0], NearestUpsample)
+    assert isinstance(nearest.upsample_modules[0], Interpolate) and nearest.upsample_modules[0].mode == "nearest"
 
 
 @pytest.mark.parametrize("bad,message", [
@@ -153,7 +153,7 @@ def test_fpn_refuses_the_wrong_number_of_levels():
 
 
 @pytest.mark.parametrize("kind,params,module", [("deconv", 256 * 256 * 4 + 256, DeconvUpsample),
-                                                ("carafe", 74_148, CARAFEPack), ("nearest", 0, NearestUpsample)])
+                                                ("carafe", 74_148, CARAFEPack), ("nearest", 0, Interpolate)])
 def test_mask_upsamplers_at_the_paper_width(kind, params, module):
     upsampler = build_mask_upsampler(kind, 256)
     assert isinstance(upsampler, module) and count(upsampler) == params

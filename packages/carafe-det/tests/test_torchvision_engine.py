@@ -9,10 +9,11 @@ import pytest
 import torch
 from carafe_engine import CheckpointError, ConfigError, save_checkpoint
 from carafe_ops import CARAFEPack
+from carafe_ops.nn import Interpolate
 from torchvision.models.detection import FasterRCNN, MaskRCNN
 
 from carafe_det.configs import CONFIG_DIR, config_path
-from carafe_det.modules import DeconvUpsample, MaskUpsamplePredictor, NearestUpsample
+from carafe_det.modules import DeconvUpsample, MaskUpsamplePredictor
 from carafe_det.torchvision_engine import (CocoDetectionDataset, build_model, checkpoint_kind, load_model_weights,
                                            load_torchvision_config)
 from carafe_det.torchvision_engine.evaluate import score
@@ -61,7 +62,7 @@ def test_the_four_paper_models():
     assert isinstance(mask.roi_heads.mask_predictor.upsample, DeconvUpsample)
     assert isinstance(mask_carafe.roi_heads.mask_predictor.upsample, CARAFEPack)
     assert count(mask_carafe) - count(mask) == neck_extra - (256 * 256 * 4 + 256) + 74_148
-    assert all(isinstance(m, NearestUpsample) for m in mask.backbone.fpn.upsample_modules)
+    assert all(isinstance(m, Interpolate) and m.mode == "nearest" for m in mask.backbone.fpn.upsample_modules)
     assert mask_carafe.transform.size_divisible == 64 and mask.transform.size_divisible == 32
     # stem and res2 frozen (FREEZE_AT 2), frozen BatchNorm everywhere
     body = mask_carafe.backbone.body

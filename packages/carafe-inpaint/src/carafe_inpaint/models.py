@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from carafe_ops import CARAFEPack
+from carafe_ops.nn import build_upsampler, upsampler_options
 from torch import Tensor, nn
 
 from .partial_conv import PartialConv2d
@@ -69,15 +69,12 @@ class UpBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, upsampler: str, partial: bool, carafe: dict):
         super().__init__()
         self.upsampler = upsampler
-        if upsampler == "deconv":
-            self.up = nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1)
-            self.conv = None
-        else:
-            self.up = CARAFEPack(in_channels, 2, up_kernel=carafe["UP_KERNEL"], up_group=carafe["UP_GROUP"],
-                                 encoder_kernel=carafe["ENCODER_KERNEL"],
-                                 compressed_channels=carafe["COMPRESSED_CHANNELS"])
-            conv = PartialConv2d if partial else nn.Conv2d
-            self.conv = conv(in_channels, out_channels, 3, padding=1)
+        # the deconvolution changes the channels itself; CARAFE keeps them and the 3x3 convolution after it does
+        deconv = upsampler == "deconv"
+        self.up = build_upsampler(upsampler, in_channels, 2, out_channels=out_channels if deconv else in_channels,
+                                  **upsampler_options(carafe))
+        conv = PartialConv2d if partial else nn.Conv2d
+        self.conv = None if deconv else conv(in_channels, out_channels, 3, padding=1)
         self.norm = nn.BatchNorm2d(out_channels)
         self.partial = partial
 

@@ -1,5 +1,6 @@
-"""Drop-in upsampling: ``Upsample``, a learned stand-in for ``torch.nn.Upsample``, and ``replace_upsampling``,
-which puts CARAFE into an existing model's FPN or decoder in one call.
+"""Drop-in upsampling: ``Upsample``, a learned stand-in for ``torch.nn.Upsample``, ``replace_upsampling``,
+which puts CARAFE into an existing model's FPN or decoder in one call, and ``build_upsampler``, the one factory
+that turns a config's upsampler name into a module.
 
     model = torchvision.models.detection.fasterrcnn_resnet50_fpn(weights=None)
     carafe_ops.nn.replace_upsampling(model)                 # torchvision FPNs: every top-down step
@@ -13,6 +14,7 @@ from collections import OrderedDict
 from typing import Dict, List, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._validation import check_size
@@ -42,6 +44,116 @@ class Upsample(CARAFEPack):
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, size={self.size}, scale_factor={self.scale_factor}, up_kernel={self.up_kernel}"
+
+
+UPSAMPLERS = ("nearest", "bilinear", "deconv", "carafe")
+_CARAFE_OPTIONS = ("up_kernel", "up_group", "encoder_kernel", "encoder_dilation", "compressed_channels",
+                   "fused_normalizer")
+_DECONV_OPTIONS = ("out_channels", "deconv_kernel")
+
+
+class Interpolate(nn.Module):
+    """``F.interpolate`` as an upsampler called like CARAFEPack: ``forward(x, size=None)`` makes ``size``, or
+    scale_factor times the input. mode 'nearest' or 'bilinear' (align_corners=False). No parameters."""
+
+    scale_factor: Optional[int]
+    align_corners: Optional[bool]
+
+    def __init__(self, mode: str, scale_factor: Optional[int] = 2):
+        super().__init__()
+        self.mode = mode
+        self.scale_factor = scale_factor
+        self.align_corners = False if mode == "bilinear" else None
+
+    def forward(self, x: Tensor, size: Optional[List[int]] = None) -> Tensor:
+        if size is not None:
+            return F.interpolate(x, size=size, mode=self.mode, align_corners=self.align_corners)
+        scale = self.scale_factor
+        if scale is None:
+            raise ValueError("Interpolate: built without a scale_factor, so forward needs the output size")
+        return F.interpolate(x, scale_factor=float(scale), mode=self.mode, align_corners=self.align_corners)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}, scale_factor={self.scale_factor}"
+
+
+class BilinearThenCARAFE(nn.Module):
+    """For an output size that is no integer multiple of the input (UperNet's pooled 1x1, 2x2, 3x3, 6x6 maps back
+    to the feature map's size): bilinear interpolation to half the output size (rounded up), then CARAFE's x2 to
+    the exact size. ``forward(x, size)``."""
+
+    def __init__(self, carafe: CARAFEPack):
+        super().__init__()
+        if carafe.scale_factor != 2:
+            raise ValueError(f"BilinearThenCARAFE: the CARAFE step must be x2, got scale_factor={carafe.scale_factor}")
+        self.carafe = carafe
+
+    def forward(self, x: Tensor, size: List[int]) -> Tensor:
+        height, width = size[0], size[1]
+        half = [(height + 1) // 2, (width + 1) // 2]
+        return self.carafe(F.interpolate(x, size=half, mode="bilinear", align_corners=False), [height, width])
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"build_upsampler: {name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def upsampler_options(section) -> dict:
+    """build_upsampler's options from a config section with upper-case keys (MODEL.CARAFE: UP_KERNEL ->
+    up_kernel, ...). Keys that are no option, such as SCALE_FACTOR (each place of a model sets its own), are left
+    out."""
+    names = _CARAFE_OPTIONS + _DECONV_OPTIONS
+    return {key.lower(): value for key, value in section.items() if key.lower() in names}
+
+
+def build_upsampler(kind: str, channels: int, scale_factor: Optional[int] = 2, **options) -> nn.Module:
+    """The upsampler a config names, from ``channels`` to the same channels, scale_factor (sigma) times larger:
+
+    - 'nearest', 'bilinear': :class:`Interpolate` (bilinear with align_corners=False); no parameters.
+    - 'deconv': ``ConvTranspose2d(channels, out_channels, deconv_kernel, stride=sigma, padding=(deconv_kernel -
+      sigma) // 2)``, exactly sigma times the input. Options ``out_channels`` (default: channels; the one kind
+      that may change them) and ``deconv_kernel`` (sigma plus an even number; default 2 sigma - sigma % 2: 4
+      with padding 1 at sigma 2, as in Global&Local and FCNs).
+    - 'carafe': ``CARAFEPack(channels, sigma, **options)``; options up_kernel, up_group, encoder_kernel,
+      encoder_dilation, compressed_channels, fused_normalizer (CARAFEPack's defaults where not given).
+
+    scale_factor None: the ratio is not an integer, so every call passes the output size (``up(x, size)``); the
+    interpolations go straight to it, 'carafe' makes :class:`BilinearThenCARAFE`, 'deconv' cannot.
+
+    Options of another kind are ignored, so that a config's whole CARAFE section can be passed whatever the
+    kind; a name that no kind takes is a TypeError.
+    """
+    if not isinstance(kind, str) or kind not in UPSAMPLERS:
+        raise ValueError(f"build_upsampler: kind must be one of {', '.join(map(repr, UPSAMPLERS))}; got {kind!r}")
+    unknown = sorted(set(options) - set(_CARAFE_OPTIONS) - set(_DECONV_OPTIONS))
+    if unknown:
+        raise TypeError(f"build_upsampler: unknown option(s) {', '.join(unknown)}; the options are "
+                        f"{', '.join(_CARAFE_OPTIONS + _DECONV_OPTIONS)}")
+    _check_int("channels", channels, 1)
+    if scale_factor is not None:
+        _check_int("scale_factor", scale_factor, 1)
+    out_channels = _check_int("out_channels", options.get("out_channels", channels), 1)
+    if kind != "deconv" and out_channels != channels:
+        raise ValueError(f"build_upsampler: out_channels ({out_channels}) differs from channels ({channels}), but "
+                         f"a {kind!r} upsampler keeps the channel count (only 'deconv' changes it)")
+    if kind in ("nearest", "bilinear"):
+        return Interpolate(kind, scale_factor)
+    if kind == "deconv":
+        if scale_factor is None:
+            raise ValueError("build_upsampler: 'deconv' needs an integer scale_factor, got None")
+        kernel = _check_int("deconv_kernel", options.get("deconv_kernel", 2 * scale_factor - scale_factor % 2),
+                            scale_factor)
+        if (kernel - scale_factor) % 2:
+            raise ValueError(f"build_upsampler: deconv_kernel must be scale_factor ({scale_factor}) plus an even "
+                             f"number, so that the output is exactly scale_factor times the input; got {kernel}")
+        return nn.ConvTranspose2d(channels, out_channels, kernel, stride=scale_factor,
+                                  padding=(kernel - scale_factor) // 2)
+    carafe = {name: options[name] for name in _CARAFE_OPTIONS if name in options}
+    if scale_factor is None:
+        return BilinearThenCARAFE(CARAFEPack(channels, 2, **carafe))
+    return CARAFEPack(channels, scale_factor, **carafe)
 
 
 try:  # torchvision is optional: without it there are no torchvision FPNs to convert

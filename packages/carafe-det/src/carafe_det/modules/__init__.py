@@ -2,7 +2,7 @@
 
 from .fpn import TOP_LEVELS, CARAFEFPN, crop_like
 from .mask_head import MASK_UPSAMPLERS, DeconvUpsample, MaskUpsamplePredictor, build_mask_upsampler
-from .upsample import CARAFESettings, NearestUpsample, build_upsampler
+from .upsample import CARAFESettings, build_upsampler
 
 __all__ = [
     "CARAFEFPN",
@@ -10,7 +10,6 @@ __all__ = [
     "DeconvUpsample",
     "MASK_UPSAMPLERS",
     "MaskUpsamplePredictor",
-    "NearestUpsample",
     "TOP_LEVELS",
     "build_mask_upsampler",
     "build_upsampler",

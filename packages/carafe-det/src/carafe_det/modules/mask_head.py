@@ -7,9 +7,10 @@ upsample_cfg type='carafe', scale_factor 2: the CARAFEPack's output goes to the 
 
 from __future__ import annotations
 
+from carafe_ops import nn as carafe_nn
 from torch import Tensor, nn
 
-from .upsample import CARAFESettings, NearestUpsample, build_upsampler, check_choice
+from .upsample import CARAFESettings, build_upsampler, check_choice
 
 MASK_UPSAMPLERS = ("deconv", "nearest", "carafe")
 
@@ -19,7 +20,7 @@ class DeconvUpsample(nn.Sequential):
 
     def __init__(self, channels: int, scale_factor: int = 2):
         super().__init__()
-        self.deconv = nn.ConvTranspose2d(channels, channels, scale_factor, stride=scale_factor)
+        self.deconv = carafe_nn.build_upsampler("deconv", channels, scale_factor, deconv_kernel=scale_factor)
         self.relu = nn.ReLU(inplace=True)
         nn.init.kaiming_normal_(self.deconv.weight, mode="fan_out", nonlinearity="relu")
         nn.init.zeros_(self.deconv.bias)
@@ -53,4 +54,4 @@ class MaskUpsamplePredictor(nn.Module):
         return self.mask_fcn_logits(self.upsample(x))
 
 
-__all__ = ["DeconvUpsample", "MASK_UPSAMPLERS", "MaskUpsamplePredictor", "NearestUpsample", "build_mask_upsampler"]
+__all__ = ["DeconvUpsample", "MASK_UPSAMPLERS", "MaskUpsamplePredictor", "build_mask_upsampler"]

@@ -1,13 +1,12 @@
 """The x2 upsamplers that the detectors choose between: nearest-neighbour interpolation (the FPN baseline) or
-CARAFE, behind one constructor so that a model's only difference is a string in its config."""
+CARAFE, from carafe_ops.nn.build_upsampler, so that a model's only difference is a string in its config."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import torch.nn.functional as F
-from carafe_ops import CARAFEPack
-from torch import Tensor, nn
+from carafe_ops import nn as carafe_nn
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -26,20 +25,6 @@ class CARAFESettings:
         return cls(**{name: int(section[name.upper()]) for name in cls.__dataclass_fields__})
 
 
-class NearestUpsample(nn.Module):
-    """Nearest-neighbour x scale_factor upsampling (F.interpolate), as in the standard FPN's top-down pathway."""
-
-    def __init__(self, scale_factor: int = 2):
-        super().__init__()
-        self.scale_factor = scale_factor
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.interpolate(x, scale_factor=float(self.scale_factor), mode="nearest")
-
-    def extra_repr(self) -> str:
-        return f"scale_factor={self.scale_factor}"
-
-
 def check_choice(what: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ValueError(f"{what} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
@@ -48,9 +33,7 @@ def check_choice(what: str, value: str, choices: tuple[str, ...]) -> str:
 
 def build_upsampler(kind: str, channels: int, scale_factor: int = 2,
                     carafe: CARAFESettings = CARAFESettings()) -> nn.Module:
-    """'nearest' -> NearestUpsample; 'carafe' -> CARAFEPack(channels, scale_factor, **carafe). Both keep the
-    channel count, so either drops into the same place."""
-    check_choice("upsample", kind, ("nearest", "carafe"))
-    if kind == "nearest":
-        return NearestUpsample(scale_factor)
-    return CARAFEPack(channels, scale_factor, **asdict(carafe))
+    """carafe_ops.nn.build_upsampler with the CARAFE settings as its options: 'nearest' -> Interpolate,
+    'carafe' -> CARAFEPack(channels, scale_factor, **carafe), 'deconv' -> ConvTranspose2d. All keep the channel
+    count, so each drops into the same place."""
+    return carafe_nn.build_upsampler(kind, channels, scale_factor, **asdict(carafe))

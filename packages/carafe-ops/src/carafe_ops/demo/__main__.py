@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 
 from .. import bench, build_info, carafe, has_cuda
+from ..nn import UPSAMPLERS
 from ..testing import compare_with_reference, make_inputs
 from . import figures
 from .scenes import make_scenes
-from .segmentation_task import UPSAMPLERS, evaluate, train
+from .segmentation_task import evaluate, train
 
 
 def check_backends(log) -> list[dict]:

@@ -11,31 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..modules import CARAFEPack
+from ..nn import build_upsampler
 from .scenes import CLASSES
-
-UPSAMPLERS = ("nearest", "bilinear", "deconv", "carafe")
-
-
-class Interpolate2x(nn.Module):
-    def __init__(self, mode: str):
-        super().__init__()
-        self.mode = mode
-
-    def forward(self, x):
-        if self.mode == "nearest":
-            return F.interpolate(x, scale_factor=2, mode="nearest")
-        return F.interpolate(x, scale_factor=2, mode=self.mode, align_corners=False)
-
-
-def make_upsampler(kind: str, channels: int) -> nn.Module:
-    if kind in ("nearest", "bilinear"):
-        return Interpolate2x(kind)
-    if kind == "deconv":
-        return nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=1)
-    if kind == "carafe":
-        return CARAFEPack(channels, 2, up_kernel=5, compressed_channels=16)
-    raise ValueError(f"unknown upsampler {kind!r}; expected one of {UPSAMPLERS}")
 
 
 def conv_block(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -53,7 +30,7 @@ class TinySegmenter(nn.Module):
         self.stage2 = conv_block(width, width, stride=2)  # 1/4
         self.stage3 = nn.Sequential(conv_block(width, width, stride=2), conv_block(width, width, dilation=2))  # 1/8
         self.lateral = nn.ModuleList(nn.Conv2d(width, width, 1) for _ in range(2))
-        self.upsample = nn.ModuleList(make_upsampler(upsampler, width) for _ in range(3))
+        self.upsample = nn.ModuleList(build_upsampler(upsampler, width, 2, compressed_channels=16) for _ in range(3))
         self.classifier = nn.Sequential(conv_block(width, width), nn.Conv2d(width, num_classes, 1))
 
     def forward(self, image):

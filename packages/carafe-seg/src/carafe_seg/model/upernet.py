@@ -5,7 +5,7 @@ three places chosen by config, as in the CARAFE paper:
 - PPM: the last stage C5 is average-pooled to 1x1, 2x2, 3x3, 6x6; each pooled map is upsampled to C5's size,
   then 1x1 conv-BN-ReLU to PPM_DIM; [C5, the four] are concatenated and a 3x3 conv-BN-ReLU (`ppm_last_conv`)
   gives P5 (FPN_DIM channels). The ratios are not integers, so CARAFE here works after a bilinear step to half the
-  size (see upsampling.BilinearThenCARAFE).
+  size (see carafe_ops.nn.BilinearThenCARAFE).
 - FPN: lateral 1x1 conv-BN-ReLU (`fpn_in`) on C4, C3, C2; top-down, the running map is upsampled x2 to the
   lateral's size and added; each sum goes through a 3x3 conv-BN-ReLU (`fpn_out`).
 - fusion: P3, P4, P5 are upsampled to P2's size (x2, x4, x8: with CARAFE one CARAFEPack per level with
