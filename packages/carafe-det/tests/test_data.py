@@ -1,5 +1,5 @@
 """The generated shapes dataset, the checks of COCO folders (each bad input names its file or key), the
-torchvision engine's dataset and its deterministic batches."""
+torchvision engine's dataset and its training stream (the engine's sampler, a flip drawn per sample)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from carafe_engine import ConfigError, TrainingSampler
 from pycocotools import mask as mask_util
 
 from carafe_det.data import DatasetError, load_annotations, locate_split, read_image
 from carafe_det.data.shapes import CLASSES, main as shapes_main, write_split
-from carafe_det.torchvision_engine.data import CocoDetectionDataset, TrainingBatches
+from carafe_det.torchvision_engine.data import CocoDetectionDataset
 
 
 def test_generated_annotations_match_their_masks(shapes_root):
@@ -97,8 +98,8 @@ def test_image_that_cannot_be_decoded_names_the_file(tmp_path, shapes_root):
 def test_dataset_targets_and_flip(shapes_root):
     dataset = CocoDetectionDataset(shapes_root, "train", with_masks=True, filter_empty=True)
     assert dataset.class_names == list(CLASSES) and len(dataset) == 48
-    image, target = dataset[(3, False)]
-    flipped, flipped_target = dataset[(3, True)]
+    image, target = dataset[3]
+    flipped, flipped_target = dataset.load(3, flip=True)
     assert image.shape == (3, 96, 96) and 0 <= image.min() and image.max() <= 1
     boxes, masks = target["boxes"], target["masks"]
     assert masks.shape == (len(boxes), 96, 96) and set(target["labels"].tolist()) <= {1, 2, 3}
@@ -110,30 +111,44 @@ def test_dataset_targets_and_flip(shapes_root):
     torch.testing.assert_close(flipped_target["boxes"][:, [0, 2]], 96 - boxes[:, [2, 0]])
 
 
-def test_training_batches_are_a_function_of_the_iteration():
-    full = list(TrainingBatches(20, 4, 0, 1, seed=3, hflip_prob=0.5, start_iter=0, max_iter=12))
-    assert len(full) == 12 and all(len(b) == 4 for b in full)
-    epoch0 = [index for batch in full[:5] for index, _ in batch]
-    assert sorted(epoch0) == list(range(20))  # one epoch = every image once
-    assert [index for batch in full[5:10] for index, _ in batch] != epoch0  # reshuffled per epoch
-    resumed = list(TrainingBatches(20, 4, 0, 1, seed=3, hflip_prob=0.5, start_iter=7, max_iter=12))
-    assert resumed == full[7:]
-    flips = [flip for batch in full for _, flip in batch]
+def stream(size: int, start_iter: int = 0, max_iter: int = 15, rank: int = 0, world_size: int = 1):
+    return list(TrainingSampler(size, 4, seed=3, max_iter=max_iter, start_iter=start_iter, rank=rank,
+                                world_size=world_size))
+
+
+def is_flipped(dataset: CocoDetectionDataset, sample) -> bool:
+    image, plain = dataset[sample][0], dataset.load(sample.index)[0]
+    assert torch.equal(image, plain) or torch.equal(image, plain.flip(-1))
+    return not torch.equal(image, plain)
+
+
+def test_training_stream_is_a_function_of_the_iteration_with_a_flip_per_sample(shapes_root):
+    dataset = CocoDetectionDataset(shapes_root, "train", with_masks=False, filter_empty=True, hflip_prob=0.5, seed=3)
+    full = stream(len(dataset))
+    assert len(full) == 15 and all(len(b) == 4 for b in full)
+    epoch0 = [sample.index for batch in full[:12] for sample in batch]
+    assert sorted(epoch0) == list(range(48))  # one epoch = every image once
+    assert [sample.index for batch in full[12:] for sample in batch] != epoch0[:12]  # reshuffled per epoch
+    assert stream(len(dataset), start_iter=7) == full[7:]  # a resumed run continues the stream
+    samples = [sample for batch in full[:3] for sample in batch]
+    flips = [is_flipped(dataset, sample) for sample in samples]
     assert 0 < sum(flips) < len(flips)
+    assert flips == [is_flipped(dataset, sample) for sample in samples]  # drawn from the sample, not a stream
+    assert not any(is_flipped(CocoDetectionDataset(shapes_root, "train", with_masks=False, filter_empty=True), s)
+                   for s in samples[:4])  # hflip_prob 0 (evaluation): never
 
 
-def test_training_batches_split_each_global_batch_between_processes():
-    single = list(TrainingBatches(16, 4, 0, 1, seed=0, hflip_prob=0.5, start_iter=0, max_iter=4))
-    rank0 = list(TrainingBatches(16, 4, 0, 2, seed=0, hflip_prob=0.5, start_iter=0, max_iter=4))
-    rank1 = list(TrainingBatches(16, 4, 1, 2, seed=0, hflip_prob=0.5, start_iter=0, max_iter=4))
-    for whole, a, b in zip(single, rank0, rank1):
-        assert len(a) == len(b) == 2 and sorted(a + b) == sorted(whole)
+def test_training_stream_splits_each_global_batch_between_processes():
+    single, rank0, rank1 = stream(16, max_iter=4), stream(16, max_iter=4, rank=0, world_size=2), stream(
+        16, max_iter=4, rank=1, world_size=2)
+    for whole, a, b in zip(single, rank0, rank1):  # the same samples (positions, so flips) in either count
+        assert len(a) == len(b) == 2 and a + b == whole
 
 
-@pytest.mark.parametrize("args,message", [((16, 3, 0, 2), "IMS_PER_BATCH (3) must be divisible by the number of "
-                                                           "processes (2)"),
-                                          ((2, 4, 0, 1), "has 2 images, fewer than SOLVER.IMS_PER_BATCH (4)")])
-def test_training_batches_refuse_impossible_settings(args, message):
-    with pytest.raises(ValueError) as error:
-        TrainingBatches(*args, seed=0, hflip_prob=0.5, start_iter=0, max_iter=1)
+@pytest.mark.parametrize("args,message", [((16, 3, 3, 1, 0, 0, 2), "IMS_PER_BATCH (3) must be divisible by the "
+                                                                   "number of processes (2)"),
+                                          ((2, 4, 0, 1), "too few images for one batch of SOLVER.IMS_PER_BATCH 4")])
+def test_training_stream_refuses_impossible_settings(args, message):
+    with pytest.raises(ConfigError) as error:
+        TrainingSampler(*args)
     assert message in str(error.value)

@@ -7,12 +7,11 @@ import json
 
 import torch
 import torch.distributed as dist
-from carafe_engine import get_rank, launch
+from carafe_engine import TrainingSampler, get_rank, launch
 from torch.nn.parallel import DistributedDataParallel
 
 from carafe_det.configs import config_path
 from carafe_det.torchvision_engine import CocoDetectionDataset, build_model, load_torchvision_config
-from carafe_det.torchvision_engine.data import TrainingBatches
 from carafe_det.train import main as train_main
 from conftest import tiny_opts
 
@@ -30,8 +29,8 @@ def _check_synchronized_gradients(root: str) -> None:
                                   ["INPUT.MIN_SIZE_TRAIN", "96", "INPUT.MAX_SIZE_TRAIN", "96"])
     torch.manual_seed(0)
     model = DistributedDataParallel(build_model(cfg).train())
-    dataset = CocoDetectionDataset(root, "train", with_masks=True, filter_empty=True)
-    (batch,) = list(TrainingBatches(len(dataset), 4, rank, 2, seed=0, hflip_prob=0.5, start_iter=0, max_iter=1))
+    dataset = CocoDetectionDataset(root, "train", with_masks=True, filter_empty=True, hflip_prob=0.5)
+    (batch,) = list(TrainingSampler(len(dataset), 4, seed=0, max_iter=1, rank=rank, world_size=2))
     images, targets = zip(*[dataset[item] for item in batch])
 
     def backward(synchronized: bool) -> list[torch.Tensor]:

@@ -78,7 +78,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(trained, shapes_root,
 
     assert train("--resume", *tiny_opts(shapes_root, output, 8), "SOLVER.CHECKPOINT_PERIOD", 2) == 0
     iteration = int(killed_at.stem.split("_")[1])
-    assert f"resuming from {killed_at} at iteration {iteration}" in (output / "log.txt").read_text()
+    assert f"resumed from {killed_at} at iteration {iteration}" in (output / "log.txt").read_text()
     resumed, uninterrupted = weights(output / "model_final.pth"), weights(trained / "model_final.pth")
     assert resumed.keys() == uninterrupted.keys()
     for name in uninterrupted:  # same batches, same random proposal sampling: the same weights
@@ -118,7 +118,7 @@ def test_eval_only_reproduces_the_training_runs_evaluation(trained, shapes_root,
 
 def test_eval_only_resumes_the_output_directorys_last_checkpoint(trained, shapes_root, capsys):
     assert train("--eval-only", "--resume", *tiny_opts(shapes_root, trained, 8)) == 0
-    assert f"loaded weights from {trained / 'model_final.pth'}" in capsys.readouterr().out
+    assert f"evaluating {trained / 'model_final.pth'} (iteration 8)" in capsys.readouterr().out
 
 
 def test_predict_draws_one_model_or_two_side_by_side(trained, shapes_root, tmp_path):
@@ -151,6 +151,7 @@ def test_visualize_draws_the_reassembly_of_chosen_locations(trained, shapes_root
     (("DATASETS.TRAIN", "train2017"), "annotations/instances_train2017.json"),
     (("MODEL.FPN.UPSAMPLER", "carafe"), "unknown config key 'MODEL.FPN.UPSAMPLER'"),
     (("MODEL.ROI_HEADS.NUM_CLASSES", "80"), "MODEL.ROI_HEADS.NUM_CLASSES is 80 but"),
+    (("SOLVER.IMS_PER_BATCH", "64"), "too few images for one batch of SOLVER.IMS_PER_BATCH 64"),
 ])
 def test_bad_input_at_the_command_line_is_one_clear_line(shapes_root, tmp_path, override, message, capsys):
     assert train(*tiny_opts(shapes_root, tmp_path, 2), *override) == 2

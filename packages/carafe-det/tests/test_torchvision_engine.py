@@ -1,5 +1,5 @@
 """The torchvision engine without training: the four paper models, configs (errors name the key), checkpoints of
-another model, the learning-rate schedule, and the COCO scoring."""
+another model refused by the trainer, the learning-rate schedule, and the COCO scoring."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from carafe_det.modules import DeconvUpsample, MaskUpsamplePredictor
 from carafe_det.torchvision_engine import (CocoDetectionDataset, build_model, checkpoint_kind, load_model_weights,
                                            load_torchvision_config)
 from carafe_det.torchvision_engine.evaluate import score
-from carafe_det.torchvision_engine.trainer import Schedule, load_weights_for
+from carafe_det.torchvision_engine.trainer import DetectionTrainer, lr_factor, schedule_length
 
 PAPER = {name: config_path(f"torchvision/{name}.yaml") for name in (
     "faster_rcnn_R_50_FPN_1x", "faster_rcnn_R_50_FPN_carafe_1x", "mask_rcnn_R_50_FPN_1x",
@@ -185,10 +185,11 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     tiny = config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml")
     faster = load_torchvision_config(tiny, ["MODEL.MASK_ON", "false"])
     _checkpoint(faster, tmp_path / "faster.pth")
-    mask = load_torchvision_config(tiny, ["MODEL.WEIGHTS", str(tmp_path / "faster.pth")])
+    mask = load_torchvision_config(tiny, ["MODEL.WEIGHTS", str(tmp_path / "faster.pth"), "OUTPUT_DIR",
+                                          str(tmp_path / "run")])
     with pytest.raises(CheckpointError, match=f"{tmp_path / 'faster.pth'} is a checkpoint of 'carafe-det/faster_rcnn', "
                                               f"expected 'carafe-det/mask_rcnn'"):
-        load_weights_for(mask, build_model(mask), resume=False, log=lambda message: None)
+        DetectionTrainer(mask).resume_or_load(resume=False)
 
 
 def test_checkpoint_of_another_variant_names_the_file_and_its_settings(tmp_path):
@@ -207,19 +208,21 @@ def test_checkpoint_that_is_not_one_is_named(tmp_path):
     path = tmp_path / "notes.pth"
     path.write_text("not a checkpoint")
     cfg = load_torchvision_config(config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
-                                  ["MODEL.WEIGHTS", str(path)])
+                                  ["MODEL.WEIGHTS", str(path), "OUTPUT_DIR", str(tmp_path / "run")])
     with pytest.raises(CheckpointError, match=f"{path} is not a readable checkpoint"):
-        load_weights_for(cfg, build_model(cfg), resume=False, log=lambda message: None)
+        DetectionTrainer(cfg).resume_or_load(resume=False)
 
 
 def test_schedule_converts_epochs_warms_up_and_steps():
-    cfg = load_torchvision_config(PAPER["mask_rcnn_R_50_FPN_carafe_1x"])
-    schedule = Schedule(cfg.SOLVER, iters_per_epoch=7329)  # COCO train2017 at 16 images per batch
-    assert schedule.max_iter == 87_948 and schedule.milestones == [58_632, 80_619]
-    assert schedule.lr(0) == pytest.approx(0.02 * 0.001)
-    assert schedule.lr(250) == pytest.approx(0.02 * (0.001 * 0.5 + 0.5))
-    assert schedule.lr(500) == schedule.lr(58_631) == pytest.approx(0.02)
-    assert schedule.lr(58_632) == pytest.approx(0.002) and schedule.lr(80_619) == pytest.approx(0.0002)
+    solver = load_torchvision_config(PAPER["mask_rcnn_R_50_FPN_carafe_1x"]).SOLVER
+    per_epoch = 7329  # COCO train2017 at 16 images per batch
+    assert schedule_length(solver, per_epoch) == 87_948
+    factor = {i: lr_factor(solver, i, per_epoch) for i in (0, 250, 500, 58_631, 58_632, 80_618, 80_619)}
+    assert factor[0] == pytest.approx(0.001) and factor[250] == pytest.approx(0.001 * 0.5 + 0.5)
+    assert factor[500] == factor[58_631] == pytest.approx(1)  # steps at epochs 8 and 11: 58,632 and 80,619
+    assert factor[58_632] == factor[80_618] == pytest.approx(0.1) and factor[80_619] == pytest.approx(0.01)
+    solver.MAX_ITER = 100
+    assert schedule_length(solver, per_epoch) == 100
 
 
 def test_coco_scoring_of_the_ground_truth_is_perfect_and_of_nothing_is_zero(shapes_root):

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from carafe_engine import CheckpointError, load_checkpoint, load_config, select_device
 
+from .configs import declared_engine, detectron2_available, resolve_config_path
 from .torchvision_engine.model import build_model, load_model_weights
 
 
@@ -102,8 +103,6 @@ class Detectron2Predictor:
 def load_predictor(checkpoint: str | Path, config_file: str | Path | None = None, opts=(), device=None):
     """A detectron2 predictor when config_file (a path or a shipped config's name) is a detectron2 config, else
     the torchvision engine's."""
-    from .train import declared_engine, detectron2_available, resolve_config_path
-
     if config_file is not None:
         config_file = resolve_config_path(str(config_file))
     if config_file is not None and declared_engine(str(config_file)) is None:

@@ -15,9 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-from carafe_engine import checkpoint_labels
+from carafe_engine import checkpoint_labels, report_user_errors
 
-from .cli_errors import report_user_errors
 from .data.coco_folder import DatasetError, read_image
 from .drawing import save_detections
 from .inference import load_predictor

@@ -22,6 +22,7 @@ import torch  # noqa: E402
 from carafe_ops import CARAFEPack  # noqa: E402
 from torch import Tensor  # noqa: E402
 
+from .inference import TorchvisionPredictor, image_tensor  # noqa: E402
 from .modules import CARAFEFPN  # noqa: E402
 
 
@@ -114,3 +115,16 @@ def reassembly_figure(image: np.ndarray, reassembly: Reassembly, points: list[tu
     fig.savefig(path, dpi=150)
     plt.close(fig)
     return path
+
+
+@torch.no_grad()
+def model_reassembly(predictor: TorchvisionPredictor, image: np.ndarray, level: int):
+    """The kernels of the CARAFE upsampling into FPN `level` for this image, and the network input's scale."""
+    model = predictor.model
+    images, _ = model.transform([image_tensor(image, predictor.device)])
+    scale = images.image_sizes[0][0] / image.shape[0]
+    features = list(model.backbone.body(images.tensors).values())
+    strides = [images.tensors.shape[-2] // f.shape[-2] for f in features]
+    while len(strides) < len(model.backbone.fpn.lateral_convs):
+        strides.append(strides[-1] * 2)
+    return top_down_kernels(model.backbone.fpn, features, level, strides), scale

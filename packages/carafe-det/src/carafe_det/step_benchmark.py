@@ -18,10 +18,10 @@ from __future__ import annotations
 import torch
 from carafe_engine.benchmark import benchmark_device, save_step_results, step_benchmark_parser, time_steps
 
+from .configs import resolve_config_path
 from .torchvision_engine.config import load_torchvision_config
 from .torchvision_engine.model import build_model
 from .torchvision_engine.trainer import build_optimizer, train_step
-from .train import resolve_config_path
 
 DEFAULT_CONFIGS = [f"torchvision/{name}.yaml" for name in ("faster_rcnn_R_50_FPN_1x", "faster_rcnn_R_50_FPN_carafe_1x",
                                                           "mask_rcnn_R_50_FPN_1x", "mask_rcnn_R_50_FPN_carafe_1x")]

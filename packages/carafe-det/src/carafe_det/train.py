@@ -14,49 +14,16 @@ or start it with torchrun.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 
-import yaml
-from carafe_engine import ConfigError, default_argument_parser, launch
+from carafe_engine import (ConfigError, check_training_output_dir, default_argument_parser, launch,
+                           report_user_errors, run_trainer)
 
-from .cli_errors import report_user_errors
-from .configs import CONFIG_DIR
+from .configs import declared_engine, detectron2_available, resolve_config_path
+from .torchvision_engine import DetectionTrainer, load_torchvision_config
 
+PROG = "carafe-det-train"
 ENGINES = ("auto", "torchvision", "detectron2")
-
-
-def detectron2_available() -> bool:
-    return importlib.util.find_spec("detectron2") is not None
-
-
-def resolve_config_path(path: str | None) -> str | None:
-    """A path as given, or else the shipped config of that name (configs/<path>)."""
-    if path is None or Path(path).is_file():
-        return path
-    shipped = CONFIG_DIR / path
-    if shipped.is_file():
-        return str(shipped)
-    raise ConfigError(f"config file not found: {path} (nor a shipped config {shipped})")
-
-
-def declared_engine(path: str | None) -> str | None:
-    """The ENGINE a config file (or its _BASE_ chain) declares, if any."""
-    seen = set()
-    while path is not None and Path(path).resolve() not in seen:
-        seen.add(Path(path).resolve())
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError):
-            return None  # the engine's own loader reports the problem with the file
-        if not isinstance(data, dict):
-            return None
-        if "ENGINE" in data:
-            return data["ENGINE"]
-        base = data.get("_BASE_")
-        path = str(Path(path).parent / base) if isinstance(base, str) else None
-    return None
 
 
 def pick_engine(requested: str, config_file: str | None) -> str:
@@ -92,19 +59,21 @@ def main(argv=None):
     if args.num_gpus > 1 and "OMP_NUM_THREADS" not in os.environ:
         # CPU workers (gloo) share the cores; torchrun makes the same choice
         os.environ["OMP_NUM_THREADS"] = "1"
-    return report_user_errors("carafe-det-train", lambda: run_engine(engine, args))
-
-
-def run_engine(engine: str, args) -> None:
     if engine == "detectron2":
         from .detectron2_project.train_net import run
 
-        run(args)
-    else:
-        from .torchvision_engine.trainer import main as engine_main
+        return report_user_errors(PROG, lambda: run(args))
+    return report_user_errors(PROG, lambda: run_torchvision(args))
 
-        launch(engine_main, args.num_gpus, args.num_machines, args.machine_rank, args.dist_url, args=(args,))
 
+def run_torchvision(args) -> None:
+    """The config loaded and the output folder checked before any process starts, then the engine's trainer in
+    each process."""
+    cfg = load_torchvision_config(args.config_file, args.opts)
+    if not args.eval_only:
+        check_training_output_dir(cfg.OUTPUT_DIR, args.resume)
+    launch(run_trainer, args.num_gpus, args.num_machines, args.machine_rank, args.dist_url,
+           args=(DetectionTrainer, cfg, args.resume, args.eval_only))
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -13,25 +13,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
+from carafe_engine import report_user_errors
 
-from .cli_errors import report_user_errors
 from .data.coco_folder import read_image
-from .inference import TorchvisionPredictor, image_tensor
-from .reassembly import reassembly_figure, top_down_kernels
-
-
-@torch.no_grad()
-def model_reassembly(predictor: TorchvisionPredictor, image: np.ndarray, level: int):
-    """The kernels of the CARAFE upsampling into FPN `level` for this image, and the network input's scale."""
-    model = predictor.model
-    images, _ = model.transform([image_tensor(image, predictor.device)])
-    scale = images.image_sizes[0][0] / image.shape[0]
-    features = list(model.backbone.body(images.tensors).values())
-    strides = [images.tensors.shape[-2] // f.shape[-2] for f in features]
-    while len(strides) < len(model.backbone.fpn.lateral_convs):
-        strides.append(strides[-1] * 2)
-    return top_down_kernels(model.backbone.fpn, features, level, strides), scale
+from .inference import TorchvisionPredictor
+from .reassembly import model_reassembly, reassembly_figure
 
 
 def default_points(predictor: TorchvisionPredictor, image: np.ndarray, count: int = 3) -> list[tuple[float, float]]:

@@ -15,11 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from carafe_engine import DatasetError  # a user error: one line and exit status 2 in every command
 from PIL import Image, UnidentifiedImageError
-
-
-class DatasetError(ValueError):
-    """A dataset folder, annotation file or image that cannot be used, with the path and what was expected."""
 
 
 LAYOUT = "ROOT/annotations/instances_<split>.json and ROOT/<split>/ (the images)"

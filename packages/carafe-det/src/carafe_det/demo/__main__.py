@@ -31,13 +31,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from ..configs import resolve_config_path  # noqa: E402
 from ..data.coco_folder import read_image  # noqa: E402
 from ..data.shapes import make_shapes_dataset  # noqa: E402
 from ..drawing import save_detections  # noqa: E402
 from ..inference import TorchvisionPredictor  # noqa: E402
-from ..reassembly import reassembly_figure  # noqa: E402
-from ..torchvision_engine.data import CocoDetectionDataset  # noqa: E402
-from ..visualize import model_reassembly  # noqa: E402
+from ..reassembly import model_reassembly, reassembly_figure  # noqa: E402
+from ..torchvision_engine import CocoDetectionDataset, DetectionTrainer, load_torchvision_config  # noqa: E402
 
 MODELS = {"baseline": "torchvision/tiny_shapes_mask_rcnn.yaml",
           "carafe": "torchvision/tiny_shapes_mask_rcnn_carafe.yaml"}
@@ -46,10 +46,13 @@ PAPER = {"baseline": {"bbox": 38.2, "segm": 34.7}, "carafe": {"bbox": 39.3, "seg
 LEARNED_MARGIN = 20.0  # AP50 points above the untrained model that count as "learned"
 
 
-def train_command(name: str, data: Path, output: Path, opts: list[str], eval_only=False) -> list[str]:
-    flags = ["--eval-only"] if eval_only else []
-    return [sys.executable, "-m", "carafe_det.train", "--engine", "torchvision", *flags, "--config-file",
-            MODELS[name], "DATASETS.ROOT", str(data), "OUTPUT_DIR", str(output), *opts]
+def run_opts(data: Path, output: Path, opts: list[str]) -> list[str]:
+    return ["DATASETS.ROOT", str(data), "OUTPUT_DIR", str(output), *opts]
+
+
+def train_command(name: str, data: Path, output: Path, opts: list[str]) -> list[str]:
+    return [sys.executable, "-m", "carafe_det.train", "--engine", "torchvision", "--config-file", MODELS[name],
+            *run_opts(data, output, opts)]
 
 
 def run_side_by_side(commands: dict[str, list[str]], log_dir: Path) -> None:
@@ -150,7 +153,9 @@ def main(argv=None) -> int:
         shutil.rmtree(folder, ignore_errors=True)
     run_side_by_side({name: train_command(name, data, outputs[name], opts) for name in MODELS}, out)
     print("[3/4] evaluating an untrained CARAFE model for reference", flush=True)
-    run_side_by_side({"untrained": train_command("carafe", data, out / "untrained", opts, eval_only=True)}, out)
+    # the model as SEED initializes it, evaluated by the trainer as a run's evaluation is (untrained/eval.json)
+    untrained = load_torchvision_config(resolve_config_path(MODELS["carafe"]), run_opts(data, out / "untrained", opts))
+    DetectionTrainer(untrained).evaluate_and_write(0)
 
     models = {}
     for name, folder, title in (("untrained", out / "untrained", "untrained (CARAFE, random weights)"),

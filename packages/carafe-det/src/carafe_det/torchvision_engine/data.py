@@ -1,15 +1,14 @@
-"""COCO folders for the torchvision engine: images and targets as torchvision's detectors take them, a
-deterministic batch order (so a resumed run sees the batches the killed one would have), and the class list."""
+"""COCO folders for the torchvision engine: images and targets as torchvision's detectors take them, horizontal
+flips drawn per sample of the engine's stream (carafe_engine.Sample), and the class list."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 from pathlib import Path
-from typing import Iterator
-
 import numpy as np
 import torch
+from carafe_engine import Sample, sample_rng
 from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
@@ -26,10 +25,13 @@ def coco_api(annotations: dict) -> COCO:
 
 
 class CocoDetectionDataset(Dataset):
-    """One split of a COCO folder. item (index, flip) -> (image float CHW in [0, 1], target dict with boxes
-    (x0, y0, x1, y1), labels (1..K, 0 is background), masks (if with_masks) and image_id)."""
+    """One split of a COCO folder: dataset[index] (or load(index, flip)) -> (image float CHW in [0, 1], target dict
+    with boxes (x0, y0, x1, y1), labels (1..K, 0 is background), masks (if with_masks) and image_id). Indexed by a
+    carafe_engine.Sample (training), the image is flipped with probability hflip_prob, drawn from (seed, the
+    sample's position): the same in every process count and resumed run."""
 
-    def __init__(self, root: str | Path, split: str, with_masks: bool, filter_empty: bool = False):
+    def __init__(self, root: str | Path, split: str, with_masks: bool, filter_empty: bool = False,
+                 hflip_prob: float = 0.0, seed: int = 0):
         located = locate_split(root, split)
         self.annotation_file = located.annotation_file
         self.image_dir = located.image_dir
@@ -45,6 +47,7 @@ class CocoDetectionDataset(Dataset):
         if not image_ids:
             raise DatasetError(f"{self.annotation_file}: no images{' with annotations' if filter_empty else ''}")
         self.image_ids = image_ids
+        self.hflip_prob, self.seed = hflip_prob, seed
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -56,8 +59,16 @@ class CocoDetectionDataset(Dataset):
     def image_path(self, index: int) -> Path:
         return self.image_dir / self.coco.imgs[self.image_ids[index]]["file_name"]
 
-    def __getitem__(self, item) -> tuple[torch.Tensor, dict]:
-        index, flip = item if isinstance(item, tuple) else (item, False)
+    def aspect_ratio_groups(self) -> list[int]:
+        """0 for each landscape (or square) image, 1 for each portrait one (DATALOADER.ASPECT_RATIO_GROUPING)."""
+        return [int(self.coco.imgs[i]["height"] > self.coco.imgs[i]["width"]) for i in self.image_ids]
+
+    def __getitem__(self, item: int | Sample) -> tuple[torch.Tensor, dict]:
+        if isinstance(item, Sample):
+            return self.load(item.index, bool(sample_rng(self.seed, item.position).random() < self.hflip_prob))
+        return self.load(item)
+
+    def load(self, index: int, flip: bool = False) -> tuple[torch.Tensor, dict]:
         image_id = self.image_ids[index]
         info = self.coco.imgs[image_id]
         pixels = read_image(self.image_path(index))
@@ -98,41 +109,3 @@ class CocoDetectionDataset(Dataset):
 
 def collate(batch):
     return tuple(zip(*batch))
-
-
-def iterations_per_epoch(dataset_size: int, ims_per_batch: int) -> int:
-    """Full batches per epoch (an epoch's incomplete last batch is dropped)."""
-    if dataset_size < ims_per_batch:
-        raise ValueError(f"the training set has {dataset_size} images, fewer than SOLVER.IMS_PER_BATCH "
-                         f"({ims_per_batch})")
-    return dataset_size // ims_per_batch
-
-
-class TrainingBatches:
-    """The per-process batches of iterations start..end: epoch e's order is a permutation seeded by (seed, e),
-    cut into global batches of ims_per_batch; process `rank` takes every world_size-th image of each. Flips are
-    drawn per (seed, epoch, position). All of it is a function of the iteration, so a resumed run continues
-    with exactly the batches the interrupted one would have seen."""
-
-    def __init__(self, dataset_size: int, ims_per_batch: int, rank: int, world_size: int, seed: int,
-                 hflip_prob: float, start_iter: int, max_iter: int):
-        if ims_per_batch % world_size:
-            raise ValueError(f"SOLVER.IMS_PER_BATCH ({ims_per_batch}) must be divisible by the number of "
-                             f"processes ({world_size})")
-        self.iters_per_epoch = iterations_per_epoch(dataset_size, ims_per_batch)
-        self.size, self.batch, self.rank, self.world = dataset_size, ims_per_batch, rank, world_size
-        self.seed, self.hflip_prob, self.start, self.end = seed, hflip_prob, start_iter, max_iter
-
-    def __len__(self) -> int:
-        return self.end - self.start
-
-    def __iter__(self) -> Iterator[list[tuple[int, bool]]]:
-        order, order_epoch = None, -1
-        for iteration in range(self.start, self.end):
-            epoch, step = divmod(iteration, self.iters_per_epoch)
-            if epoch != order_epoch:
-                rng = np.random.default_rng([self.seed, epoch])
-                order, flips = rng.permutation(self.size), rng.random(self.size)
-                order_epoch = epoch
-            positions = range(step * self.batch + self.rank, (step + 1) * self.batch, self.world)
-            yield [(int(order[p]), bool(flips[p] < self.hflip_prob)) for p in positions]

@@ -152,11 +152,6 @@ def set_test_sizes(model: nn.Module, cfg: Config) -> None:
     model.transform.train(model.training)
 
 
-def model_state(model: nn.Module) -> dict:
-    """The state dict of a model, unwrapped from DistributedDataParallel if it is wrapped."""
-    return getattr(model, "module", model).state_dict()
-
-
 def load_model_weights(model: nn.Module, state: dict, path: str | Path) -> None:
     """Loads a checkpoint's 'model' into model; a checkpoint of another variant (e.g. the nearest baseline into
     a CARAFE model) is a CheckpointError naming the file, its config and the keys that differ."""
