@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Callable, Sequence
 
 from .checkpoint import CheckpointError, check_training_output_dir
 from .config import ConfigError
+from .distributed import DEFAULT_RENDEZVOUS_TIMEOUT_S, DIST_TIMEOUT_ENV, check_launch
+
+
+class LaunchArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose parse_args also checks the launch flags together (check_launch_args), so that every
+    train command refuses a bad combination before it starts a process."""
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        check_launch_args(self, parsed)
+        return parsed
+
+
+def check_launch_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--num-gpus, --num-machines, --machine-rank, --dist-url and --dist-timeout checked together
+    (distributed.check_launch); a bad combination ends the command with one line on stderr, exit status 2. A
+    --dist-timeout goes to $CARAFE_DIST_TIMEOUT, where launch, and every process it starts, reads it."""
+    try:
+        check_launch(args.num_gpus, args.num_machines, args.machine_rank, args.dist_url, args.dist_timeout)
+    except ValueError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    if args.dist_timeout is not None:
+        os.environ[DIST_TIMEOUT_ENV] = repr(args.dist_timeout)
 
 
 def default_argument_parser(description: str, epilog: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description, epilog=epilog,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = LaunchArgumentParser(description=description, epilog=epilog,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config-file", default=None, metavar="FILE", help="YAML config (may use _BASE_)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the last checkpoint in the output directory, if there is one")
@@ -22,6 +46,9 @@ def default_argument_parser(description: str, epilog: str | None = None) -> argp
     parser.add_argument("--num-machines", type=int, default=1)
     parser.add_argument("--machine-rank", type=int, default=0, help="this machine's rank (0 .. num-machines - 1)")
     parser.add_argument("--dist-url", default="auto", help="tcp://HOST:PORT of machine 0; 'auto' on one machine")
+    parser.add_argument("--dist-timeout", type=float, default=None, metavar="SECONDS",
+                        help=f"how long the processes wait for each other at --dist-url (default: "
+                             f"${DIST_TIMEOUT_ENV}, else {DEFAULT_RENDEZVOUS_TIMEOUT_S:g})")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE",
                         help="config overrides, e.g. SOLVER.BASE_LR 0.01 OUTPUT_DIR out/")
     return parser
