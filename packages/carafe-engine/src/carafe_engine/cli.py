@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Callable, Sequence
 
 from .checkpoint import CheckpointError, check_training_output_dir
 from .config import ConfigError
-from .distributed import DEFAULT_RENDEZVOUS_TIMEOUT_S, DIST_TIMEOUT_ENV, check_launch
+from .distributed import DEFAULT_RENDEZVOUS_TIMEOUT_S, check_launch
 
 
 class LaunchArgumentParser(argparse.ArgumentParser):
@@ -24,14 +23,11 @@ class LaunchArgumentParser(argparse.ArgumentParser):
 
 def check_launch_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """--num-gpus, --num-machines, --machine-rank, --dist-url and --dist-timeout checked together
-    (distributed.check_launch); a bad combination ends the command with one line on stderr, exit status 2. A
-    --dist-timeout goes to $CARAFE_DIST_TIMEOUT, where launch, and every process it starts, reads it."""
+    (distributed.check_launch); a bad combination ends the command with one line on stderr, exit status 2."""
     try:
         check_launch(args.num_gpus, args.num_machines, args.machine_rank, args.dist_url, args.dist_timeout)
     except ValueError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
-    if args.dist_timeout is not None:
-        os.environ[DIST_TIMEOUT_ENV] = repr(args.dist_timeout)
 
 
 def default_argument_parser(description: str, epilog: str | None = None) -> argparse.ArgumentParser:
@@ -48,7 +44,7 @@ def default_argument_parser(description: str, epilog: str | None = None) -> argp
     parser.add_argument("--dist-url", default="auto", help="tcp://HOST:PORT of machine 0; 'auto' on one machine")
     parser.add_argument("--dist-timeout", type=float, default=None, metavar="SECONDS",
                         help=f"how long the processes wait for each other at --dist-url (default: "
-                             f"${DIST_TIMEOUT_ENV}, else {DEFAULT_RENDEZVOUS_TIMEOUT_S:g})")
+                             f"{DEFAULT_RENDEZVOUS_TIMEOUT_S:g})")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE",
                         help="config overrides, e.g. SOLVER.BASE_LR 0.01 OUTPUT_DIR out/")
     return parser

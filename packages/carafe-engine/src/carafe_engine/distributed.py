@@ -86,9 +86,6 @@ def _backend() -> str:
     return "nccl" if torch.cuda.is_available() else "gloo"
 
 
-# where launch finds the rendezvous timeout when its caller gives none: the CLI puts --dist-timeout here, so that
-# every train command's launch sees the flag without passing it on
-DIST_TIMEOUT_ENV = "CARAFE_DIST_TIMEOUT"
 DEFAULT_RENDEZVOUS_TIMEOUT_S = 600.0
 _REPORT_EVERY_S = 30.0
 
@@ -109,18 +106,6 @@ def _host_port(dist_url: str) -> tuple[str, int]:
     if not 1 <= port <= 65535:
         raise ValueError(f"--dist-url {dist_url}: the port must be 1 .. 65535")
     return parts.hostname, port
-
-
-def rendezvous_timeout_from_env() -> float:
-    """$CARAFE_DIST_TIMEOUT in seconds, or the default (600)."""
-    value = os.environ.get(DIST_TIMEOUT_ENV, "")
-    try:
-        timeout = float(value) if value else DEFAULT_RENDEZVOUS_TIMEOUT_S
-    except ValueError:
-        timeout = -1.0
-    if not timeout > 0:
-        raise ValueError(f"{DIST_TIMEOUT_ENV} must be a number of seconds > 0, got {value!r}")
-    return timeout
 
 
 def check_launch(num_gpus_per_machine: int, num_machines: int = 1, machine_rank: int = 0, dist_url: str = "auto",
@@ -215,7 +200,7 @@ def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1
 
     num_gpus_per_machine counts GPUs where there are some, CPU worker processes (gloo) where there are none.
     Bad combinations are a ValueError (check_launch). The processes meet at dist_url (tcp://HOST:PORT of machine
-    0); when they are not all there within rendezvous_timeout seconds (None: $CARAFE_DIST_TIMEOUT, else 600)
+    0); when they are not all there within rendezvous_timeout seconds (None: 600)
     launch raises RendezvousError naming the address and the missing ranks. timeout: the process group's, for
     each collective. Under torchrun (RANK and WORLD_SIZE set) it joins the group torchrun describes instead.
     """
@@ -230,7 +215,7 @@ def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1
             dist.destroy_process_group()
     check_launch(num_gpus_per_machine, num_machines, machine_rank, dist_url, rendezvous_timeout)
     if rendezvous_timeout is None:
-        rendezvous_timeout = rendezvous_timeout_from_env()
+        rendezvous_timeout = DEFAULT_RENDEZVOUS_TIMEOUT_S
     world_size = num_gpus_per_machine * num_machines
     if world_size == 1:
         return main_func(*args)

@@ -9,13 +9,15 @@ from typing import Callable
 
 from .checkpoint import CheckpointError
 from .config import ConfigError
+from .distributed import RendezvousError
 
 
 class DatasetError(ValueError):
     """A dataset folder, annotation file, image or mask that is missing or malformed."""
 
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, CheckpointError, DatasetError)
+# a rendezvous that timed out: launch arguments that do not fit together across machines
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, CheckpointError, DatasetError, RendezvousError)
 
 
 def report_user_errors(prog: str, function: Callable[[], int | None]) -> int:

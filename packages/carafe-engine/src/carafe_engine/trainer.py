@@ -409,8 +409,8 @@ def train_command(trainer_class: type[Trainer], load: Callable, prog: str, descr
     args = parser.parse_args(argv)
     cfg = load_run_config(parser, prog, load, args)
     return report_user_errors(prog, lambda: launch(run_trainer, args.num_gpus, args.num_machines, args.machine_rank,
-                                                   args.dist_url, args=(trainer_class, cfg, args.resume,
-                                                                        args.eval_only)) and 0)
+                                                   args.dist_url, args=(trainer_class, cfg, args.resume, args.eval_only),
+                                                   rendezvous_timeout=args.dist_timeout) and 0)
 
 
 def epochs_to_iterations(epochs: float, batches_per_epoch: int) -> int:
