@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from carafe_engine import Config, ConfigError, load_config
+from carafe_engine import CfgNode, ConfigError, load_config, set_choices
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -76,7 +76,14 @@ def resolve_config_file(name: str | Path) -> Path:
     raise ConfigError(f"config file not found: {name} (shipped configs: {', '.join(shipped_configs())})")
 
 
-def _positive(cfg: Config, *keys: str) -> None:
+def default_config() -> CfgNode:
+    """DEFAULTS as a config tree, with the keys that take one of a fixed set of values declared."""
+    cfg = CfgNode.from_dict(DEFAULTS)
+    set_choices(cfg, "MODEL.CONV", ("standard", "partial"))
+    return cfg
+
+
+def _positive(cfg: CfgNode, *keys: str) -> None:
     for key in keys:
         value = cfg
         for part in key.split("."):
@@ -85,8 +92,8 @@ def _positive(cfg: Config, *keys: str) -> None:
             raise ConfigError(f"{key} must be positive, got {value}")
 
 
-def check_config(cfg: Config) -> Config:
-    """Value checks the defaults' types cannot express; each error names its key."""
+def check_config(cfg: CfgNode) -> CfgNode:
+    """Value checks the defaults' types and choices cannot express; each error names its key."""
     _positive(cfg, "SOLVER.BASE_LR", "SOLVER.IMS_PER_BATCH", "SOLVER.MAX_ITER", "SOLVER.CHECKPOINT_PERIOD",
               "TEST.EVAL_PERIOD", "TEST.IMS_PER_BATCH", "TEST.PRECISE_BN.NUM_ITER", "VIS.PERIOD", "LOG_PERIOD", "DATA.IMAGE_SIZE",
               "MODEL.WIDTH", "DISCRIMINATOR.WIDTH")
@@ -99,14 +106,12 @@ def check_config(cfg: Config) -> Config:
         raise ConfigError(f"SOLVER.BETAS must be two numbers in [0, 1), got {cfg.SOLVER.BETAS}")
     if cfg.DEVICE not in ("auto", "cuda", "cpu"):
         raise ConfigError(f"DEVICE must be 'auto', 'cuda' or 'cpu', got {cfg.DEVICE!r}")
-    for key in ("UPSAMPLER", "CONV"):
-        allowed = {"UPSAMPLER": ("deconv", "carafe"), "CONV": ("standard", "partial")}[key]
-        if cfg.MODEL[key] not in allowed:
-            raise ConfigError(f"MODEL.{key} must be one of {', '.join(allowed)}; got {cfg.MODEL[key]!r}")
+    if cfg.MODEL.UPSAMPLER not in ("deconv", "carafe"):
+        raise ConfigError(f"MODEL.UPSAMPLER must be one of deconv, carafe; got {cfg.MODEL.UPSAMPLER!r}")
     return cfg
 
 
-def get_config(config_file: str | Path | None = None, opts=()) -> Config:
+def get_config(config_file: str | Path | None = None, opts=()) -> CfgNode:
     """DEFAULTS <- the config file (a path or a shipped config's name) <- KEY VALUE overrides, checked."""
     path = resolve_config_file(config_file) if config_file else None
-    return check_config(load_config(DEFAULTS, path, opts))
+    return check_config(load_config(default_config(), path, opts))

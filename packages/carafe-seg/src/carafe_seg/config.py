@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from carafe_engine import Config, ConfigError, load_config
+from carafe_engine import CfgNode, ConfigError, load_config, set_choices
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -109,13 +109,18 @@ def resolve_config_path(path: str | Path) -> Path:
     raise ConfigError(f"config file not found: {path} (shipped configs: {', '.join(shipped_configs())})")
 
 
-def check_config(cfg: Config) -> Config:
-    """Value checks the defaults' types cannot express; each error names the key."""
+def default_config() -> CfgNode:
+    """DEFAULTS as a config tree, with the keys that take one of a fixed set of values declared."""
+    cfg = CfgNode.from_dict(DEFAULTS)
+    set_choices(cfg, "MODEL.BACKBONE.NAME", BACKBONES)
+    return cfg
+
+
+def check_config(cfg: CfgNode) -> CfgNode:
+    """Value checks the defaults' types and choices cannot express; each error names the key."""
     def fail(key, message):
         raise ConfigError(f"{key}: {message}")
 
-    if cfg.MODEL.BACKBONE.NAME not in BACKBONES:
-        fail("MODEL.BACKBONE.NAME", f"expected one of {BACKBONES}, got {cfg.MODEL.BACKBONE.NAME!r}")
     for place in UPSAMPLER_PLACES:
         kind = cfg.MODEL.UPSAMPLER[place]
         if kind not in UPSAMPLER_KINDS:
@@ -141,10 +146,10 @@ def check_config(cfg: Config) -> Config:
     return cfg
 
 
-def load_seg_config(path: str | Path | None = None, opts=()) -> Config:
+def load_seg_config(path: str | Path | None = None, opts=()) -> CfgNode:
     """DEFAULTS <- the YAML file (a path or a shipped config's name) <- KEY VALUE overrides, then checked."""
     resolved = resolve_config_path(path) if path is not None else None
-    return check_config(load_config(DEFAULTS, resolved, opts))
+    return check_config(load_config(default_config(), resolved, opts))
 
 
 def _as_overrides(nested: dict, prefix: str = "") -> list[str]:
@@ -158,11 +163,11 @@ def _as_overrides(nested: dict, prefix: str = "") -> list[str]:
     return opts
 
 
-def config_from_checkpoint(state: dict, source: str) -> Config:
+def config_from_checkpoint(state: dict, source: str) -> CfgNode:
     """The config a checkpoint was trained with (checkpoints store it), applied over today's defaults."""
     if not isinstance(state.get("config"), dict):
         raise ConfigError(f"{source}: checkpoint has no 'config' entry")
     try:
-        return check_config(load_config(DEFAULTS, None, _as_overrides(state["config"])))
+        return check_config(load_config(default_config(), None, _as_overrides(state["config"])))
     except ConfigError as error:
         raise ConfigError(f"{source}: {error}") from None

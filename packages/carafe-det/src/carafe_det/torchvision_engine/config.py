@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from carafe_engine import Config, ConfigError, load_config
+from carafe_engine import CfgNode, ConfigError, load_config, set_choices
 
 ENGINE_NAME = "torchvision"
 
@@ -77,10 +77,18 @@ DEFAULTS: dict = {
 DETECTRON2_ONLY_KEYS = ("'MODEL.META_ARCHITECTURE'", "'VERSION'", "'MODEL.RESNETS'", "'MODEL.PROPOSAL_GENERATOR'")
 
 
-def load_torchvision_config(path: str | Path | None = None, opts=()) -> Config:
+def default_config() -> CfgNode:
+    """DEFAULTS as a config tree, with the keys that take one of a fixed set of values declared."""
+    cfg = CfgNode.from_dict(DEFAULTS)
+    set_choices(cfg, "MODEL.BACKBONE.NORM", ("FrozenBN", "BN"))
+    set_choices(cfg, "MODEL.FPN.TOP_LEVEL", ("conv", "maxpool"))
+    return cfg
+
+
+def load_torchvision_config(path: str | Path | None = None, opts=()) -> CfgNode:
     """DEFAULTS <- the YAML file (and its _BASE_ chain) <- overrides; checks the values' ranges."""
     try:
-        cfg = load_config(DEFAULTS, path, opts)
+        cfg = load_config(default_config(), path, opts)
     except ConfigError as error:
         # keys only detectron2's config has: point to the engine that reads this file
         if any(key in str(error) for key in DETECTRON2_ONLY_KEYS):
@@ -100,6 +108,6 @@ def load_torchvision_config(path: str | Path | None = None, opts=()) -> Config:
     return cfg
 
 
-def checkpoint_kind(cfg: Config) -> str:
+def checkpoint_kind(cfg: CfgNode) -> str:
     """The 'kind' every checkpoint of this model carries: another architecture's checkpoint is refused."""
     return "carafe-det/mask_rcnn" if cfg.MODEL.MASK_ON else "carafe-det/faster_rcnn"
