@@ -448,7 +448,7 @@ class DeviceCheck:
             return [
                 ("det", ["-m", "carafe_det.step_benchmark", "--warmup", "2", "--steps", "5", "--output",
                          work / "det.json"], work / "det.json"),
-                ("seg", ["-m", "carafe_seg.step_benchmark", "--warmup", "2", "--steps", "5", "--output",
+                ("seg", ["-m", "carafe_seg.cli.step_benchmark", "--warmup", "2", "--steps", "5", "--output",
                          work / "seg.json"], work / "seg.json"),
                 ("inpaint", ["-m", "carafe_inpaint.step_benchmark", "--warmup", "2", "--iters", "5", "--output",
                              work / "inpaint.json"], work / "inpaint.json"),
@@ -457,7 +457,7 @@ class DeviceCheck:
             ("det", ["-m", "carafe_det.step_benchmark", "--device", "cpu", "--size", "128", "160", "--warmup", "0",
                      "--steps", "1", "--output", work / "det.json", "torchvision/tiny_shapes_mask_rcnn.yaml",
                      "torchvision/tiny_shapes_mask_rcnn_carafe.yaml"], work / "det.json"),
-            ("seg", ["-m", "carafe_seg.step_benchmark", "--device", "cpu", "--size", "96", "128", "--warmup", "0",
+            ("seg", ["-m", "carafe_seg.cli.step_benchmark", "--device", "cpu", "--size", "96", "128", "--warmup", "0",
                      "--steps", "1", "--output", work / "seg.json", "tiny.yaml", "tiny_carafe.yaml"], work / "seg.json"),
             ("inpaint", ["-m", "carafe_inpaint.step_benchmark", "--device", "cpu", "--batch", "2", "--size", "64",
                          "--warmup", "0", "--iters", "1", "--variants", "deconv", "carafe", "--output",
@@ -777,12 +777,12 @@ def training_specs(gpu: bool, work: Path) -> list[TrainingSpec]:
     device = "cuda" if gpu else "cpu"
     seg_data, det_data = work / "data-seg", work / "data-det"
     return [
-        TrainingSpec("seg", "carafe_seg.train", "tiny_carafe.yaml",
-                     ["DATASET.ROOT", str(seg_data), "OUTPUT_DIR", str(work / "seg"), "SOLVER.EPOCHS", "1",
+        TrainingSpec("seg", "carafe_seg.cli.train", "tiny_carafe.yaml",
+                     ["DATASETS.ROOT", str(seg_data), "OUTPUT_DIR", str(work / "seg"), "SOLVER.EPOCHS", "1",
                       "SOLVER.ITERS_PER_EPOCH", str(iterations), "SOLVER.CHECKPOINT_PERIOD", str(period),
                       "SOLVER.IMS_PER_BATCH", "8" if gpu else "2"],
-                     work / "seg", iterations, "evaluation.json", {"mIoU": "mIoU", "pixel_accuracy": "pixel_accuracy"},
-                     ["-m", "carafe_seg.data.synthetic", "--output", str(seg_data), "--train", "32" if gpu else "4",
+                     work / "seg", iterations, "eval.json", {"mIoU": "mIoU", "pixel_accuracy": "pixel_accuracy"},
+                     ["-m", "carafe_seg.cli.make_data", "--output", str(seg_data), "--train", "32" if gpu else "4",
                       "--val", "8" if gpu else "2"]),
         TrainingSpec("det", "carafe_det.train", "torchvision/tiny_shapes_mask_rcnn_carafe.yaml",
                      ["DATASETS.ROOT", str(det_data), "OUTPUT_DIR", str(work / "det"), "MODEL.DEVICE", device,

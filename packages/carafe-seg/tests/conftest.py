@@ -34,12 +34,12 @@ def demo_dataset(tmp_path_factory) -> Path:
 
 def tiny_config(name: str, root: Path, output: Path, *opts):
     """A shipped tiny config on a dataset root, writing to output."""
-    return load_seg_config(name, ["DATASET.ROOT", str(root), "OUTPUT_DIR", str(output), *map(str, opts)])
+    return load_seg_config(name, ["DATASETS.ROOT", str(root), "OUTPUT_DIR", str(output), *map(str, opts)])
 
 
 def tiny_args(name: str, root: Path, output: Path, *opts) -> list[str]:
     """Command-line arguments of carafe-seg-train for a shipped tiny config."""
-    return ["--config-file", name, "DATASET.ROOT", str(root), "OUTPUT_DIR", str(output), *map(str, opts)]
+    return ["--config-file", name, "DATASETS.ROOT", str(root), "OUTPUT_DIR", str(output), *map(str, opts)]
 
 
 def run_module(module: str, *args, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -52,7 +52,7 @@ def run_module(module: str, *args, check: bool = True, **kwargs) -> subprocess.C
 def trained_tiny(demo_dataset, tmp_path_factory) -> Path:
     """The output folder of the tiny CARAFE model trained with its shipped config (10 passes over the 96 demo
     scenes, ~110 iterations: about a minute on one CPU core)."""
-    from carafe_seg.train import main
+    from carafe_seg.cli.train import main
 
     output = tmp_path_factory.mktemp("trained-tiny-carafe")
     main(tiny_args("tiny_carafe.yaml", demo_dataset, output))

@@ -5,12 +5,12 @@ BatchNorm layer types, the gradients, the weights and the BatchNorm running stat
 from __future__ import annotations
 
 import torch
-from carafe_engine import get_rank, get_world_size
+from carafe_engine import convert_sync_batchnorm, get_rank, get_world_size
 from torch.nn.parallel import DistributedDataParallel
 
 from carafe_seg.config import load_seg_config
-from carafe_seg.model import build_model, convert_sync_batchnorm
-from carafe_seg.train import parameter_groups, train_step
+from carafe_seg.engine import parameter_groups, train_step
+from carafe_seg.modeling import build_model
 
 
 def fixed_batch(cfg, images: int = 4):

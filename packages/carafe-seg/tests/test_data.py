@@ -1,21 +1,22 @@
 """Data: the synthetic dataset's layout, the training pipeline (sizes, flips, padding never a class), the sample
-stream (orientation groups, shards, exact resume), and every kind of bad input with an error naming the file or
+batches (one orientation and one size per batch; the engine's sampler tests the stream itself), and every kind of bad input with an error naming the file or
 key."""
 
 from __future__ import annotations
 
 import shutil
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
-from carafe_engine import ConfigError
+from carafe_engine import ConfigError, TrainingSampler
 from PIL import Image
+from torch.utils.data import DataLoader
 
 from carafe_seg.config import CONFIG_DIR, load_seg_config
-from carafe_seg.data.ade20k import DatasetError, class_names, list_samples, read_annotation, read_sample
-from carafe_seg.data.datasets import EvalSet, TrainSet, train_loader
-from carafe_seg.data.sampler import TrainBatchSampler
+from carafe_seg.data.ade20k import DatasetError, class_names, image_size, list_samples, read_annotation, read_sample
+from carafe_seg.data.datasets import EvalSet, TrainSet, collate_train
 from carafe_seg.data.synthetic import CLASSES, make_synthetic_ade20k
 from carafe_seg.data.transforms import IGNORE_INDEX, pad_batch, scaled_size, subsample_targets
 
@@ -45,18 +46,28 @@ def test_scaled_size_follows_shorter_edge_and_longer_edge_cap():
     assert scaled_size(300, 2000, 600, 1200) == (180, 1200)  # the longer edge caps the scale
 
 
+def training_loader(cfg, root, iterations=4):
+    """The training data as SegmentationTrainer feeds it: orientation groups, one batch per iteration."""
+    samples = list_samples(root, "training")
+    portrait = [int(h > w) for h, w in (image_size(s.image) for s in samples)]
+    sampler = TrainingSampler(len(samples), cfg.SOLVER.IMS_PER_BATCH, cfg.SEED, iterations, group_ids=portrait)
+    dataset = TrainSet(samples, cfg)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=partial(collate_train, divisor=32)), portrait
+
+
 def test_training_batches_are_padded_and_padding_is_ignored(small_dataset, tmp_path):
     cfg = tiny_config("tiny.yaml", small_dataset, tmp_path)
-    loader = train_loader(list_samples(small_dataset, "training"), cfg, rank=0, world_size=1, start_iter=0)
-    sampler = loader.batch_sampler
-    for _, batch_keys, (images, targets) in zip(range(4), sampler, loader):  # the loader replays the sampler
+    loader, portrait = training_loader(cfg, small_dataset)
+    for batch_keys, (images, targets) in zip(loader.batch_sampler, loader):  # the loader replays the sampler
         assert images.shape[0] == targets.shape[0] == cfg.SOLVER.IMS_PER_BATCH
         assert images.shape[2] % 32 == 0 and images.shape[3] % 32 == 0 and targets.shape == images[:, 0].shape
         assert targets.min() >= IGNORE_INDEX and targets.max() < 150
-        short_sizes = {short for _, short, _ in batch_keys}
+        assert len({portrait[key.index] for key in batch_keys}) == 1  # one orientation per batch
+        augmentations = [loader.dataset.augmentation(key) for key in batch_keys]
+        short_sizes = {short for short, _ in augmentations}
         assert len(short_sizes) == 1 and short_sizes <= set(cfg.INPUT.TRAIN_SHORT_SIZES)
-        for (index, short, flip), image, target in zip(batch_keys, images, targets):
-            raw_label = read_annotation(loader.dataset.samples[index].annotation, 150)
+        for key, (short, _), image, target in zip(batch_keys, augmentations, images, targets):
+            raw_label = read_annotation(loader.dataset.samples[key.index].annotation, 150)
             height, width = scaled_size(*raw_label.shape, short, cfg.INPUT.TRAIN_MAX_SIZE)
             # outside the resized image: zero image (the mean colour) and ignored labels
             assert (target[height:] == IGNORE_INDEX).all() and (target[:, width:] == IGNORE_INDEX).all()
@@ -66,13 +77,21 @@ def test_training_batches_are_padded_and_padding_is_ignored(small_dataset, tmp_p
             assert set((inside + 1).unique().tolist()) <= set(np.unique(raw_label).tolist())
 
 
+def test_augmentation_draws_sizes_per_batch_and_flips_per_image(small_dataset, tmp_path):
+    cfg = tiny_config("tiny.yaml", small_dataset, tmp_path)
+    loader, _ = training_loader(cfg, small_dataset, iterations=40)
+    draws = [[loader.dataset.augmentation(key) for key in batch] for batch in loader.batch_sampler]
+    assert len({batch[0][0] for batch in draws}) > 1  # batches get different sizes
+    assert {flip for batch in draws for _, flip in batch} == {True, False}
+
+
 def test_flip_moves_image_and_label_together(small_dataset, tmp_path):
     cfg = tiny_config("tiny.yaml", small_dataset, tmp_path, "INPUT.TRAIN_MAX_SIZE", 10000)
     dataset = TrainSet(list_samples(small_dataset, "training"), cfg)
     label = read_annotation(dataset.samples[3].annotation, 150)
     short = min(label.shape)  # no resizing, so the flip must be exact
-    image, target = dataset[(3, short, False)]
-    flipped_image, flipped_target = dataset[(3, short, True)]
+    image, target = dataset.item(3, short, False)
+    flipped_image, flipped_target = dataset.item(3, short, True)
     assert torch.equal(flipped_image, image.flip(-1)) and torch.equal(flipped_target, target.flip(-1))
     assert not torch.equal(flipped_target, target)
 
@@ -99,41 +118,6 @@ def test_pad_batch_and_subsample_targets():
     assert subsample_targets(grid, 1) is grid
 
 
-def sampler(start_iter=0, rank=0, world_size=1, portrait=None):
-    portrait = portrait if portrait is not None else [i % 3 == 0 for i in range(40)]
-    return TrainBatchSampler(portrait, 2, [300, 450, 600], True, seed=7, rank=rank, world_size=world_size,
-                             start_iter=start_iter)
-
-
-def take(iterable, count):
-    iterator = iter(iterable)
-    return [next(iterator) for _ in range(count)]
-
-
-def test_sample_stream_groups_orientations_and_resumes_exactly():
-    portrait = [i % 3 == 0 for i in range(40)]
-    stream = take(sampler(portrait=portrait), 45)  # more than two passes
-    per_pass = len(sampler())
-    assert per_pass == (14 // 2 + 26 // 2)
-    for batch in stream:
-        assert len({portrait[i] for i, _, _ in batch}) == 1  # one orientation per batch
-        assert len({short for _, short, _ in batch}) == 1
-    first_pass = [i for batch in stream[:per_pass] for i, _, _ in batch]
-    assert len(first_pass) == len(set(first_pass))  # each image at most once per pass
-    assert stream[:per_pass] != stream[per_pass : 2 * per_pass]  # a new order every pass
-    assert {flip for batch in stream for _, _, flip in batch} == {True, False}
-    for start in (0, 5, per_pass, per_pass + 3, 2 * per_pass + 1):
-        assert take(sampler(start_iter=start), 45 - start) == stream[start:]
-
-
-def test_sample_stream_shards_do_not_overlap():
-    shards = [take(sampler(rank=r, world_size=2), len(sampler(world_size=2))) for r in range(2)]
-    indices = [[i for batch in shard for i, _, _ in batch] for shard in shards]
-    assert not set(indices[0]) & set(indices[1])
-    with pytest.raises(ValueError, match="too few images"):
-        TrainBatchSampler([True, False, True], 2, [300], True, seed=0, world_size=2)
-
-
 # -- bad input: each error names the file, folder or key ------------------------------------------------------
 
 
@@ -145,7 +129,7 @@ def broken_copy(small_dataset, tmp_path):
 
 
 def test_missing_folders_are_named(tmp_path, broken_copy):
-    with pytest.raises(DatasetError, match="DATASET.ROOT is not set"):
+    with pytest.raises(DatasetError, match="DATASETS.ROOT is not set"):
         list_samples("", "training")
     with pytest.raises(DatasetError, match=f"dataset folder not found: {tmp_path / 'nowhere'}"):
         list_samples(tmp_path / "nowhere", "training")
@@ -182,11 +166,11 @@ def test_out_of_range_and_colour_labels_are_named(broken_copy):
     with pytest.raises(DatasetError, match="synth_train_00000003.png: label value 151 is out of range"):
         read_annotation(annotation, 150)
     # a small NUM_CLASSES makes the generated labels themselves out of range, also inside the training pipeline
-    cfg = load_seg_config("tiny.yaml", ["DATASET.ROOT", str(broken_copy), "DATASET.NUM_CLASSES", "3"])
+    cfg = load_seg_config("tiny.yaml", ["DATASETS.ROOT", str(broken_copy), "DATASETS.NUM_CLASSES", "3"])
     dataset = TrainSet(list_samples(broken_copy, "training"), cfg)
     with pytest.raises(DatasetError, match=r"synth_train_00000001.png: label value \d is out of range: expected 0 "
                                            r"\(ignored\) .. 3"):
-        dataset[(0, 64, False)]
+        dataset.item(0, 64, False)
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(annotation)
     with pytest.raises(DatasetError, match="synth_train_00000003.png: expected a single-channel PNG"):
         read_annotation(annotation, 150)
@@ -207,7 +191,7 @@ def test_unknown_config_keys_and_bad_values_are_named(tmp_path):
         load_seg_config(config)
     with pytest.raises(ConfigError, match=r"unknown config key 'SOLVER.LEARNING_RATE'"):
         load_seg_config("tiny.yaml", ["SOLVER.LEARNING_RATE", "0.1"])
-    with pytest.raises(ConfigError, match=r"MODEL.UPSAMPLER.FPN: expected one of \('bilinear', 'carafe'\), got 'deconv'"):
+    with pytest.raises(ConfigError, match="MODEL.UPSAMPLER.FPN 'deconv' is not one of bilinear, carafe"):
         load_seg_config("tiny.yaml", ["MODEL.UPSAMPLER.FPN", "deconv"])
     with pytest.raises(ConfigError, match="INPUT.SIZE_DIVISIBILITY: must be a positive multiple of 32"):
         load_seg_config("tiny.yaml", ["INPUT.SIZE_DIVISIBILITY", "16"])

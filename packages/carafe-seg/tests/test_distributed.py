@@ -8,11 +8,10 @@ import json
 
 import pytest
 import torch
-from carafe_engine import launch
+from carafe_engine import CPUSyncBatchNorm, convert_sync_batchnorm, launch
 from torch import nn
 
 from carafe_seg.config import load_seg_config
-from carafe_seg.model import CPUSyncBatchNorm, convert_sync_batchnorm
 
 import distributed_worker
 from conftest import run_module, tiny_args
@@ -68,13 +67,13 @@ def test_conversion_keeps_weights_and_statistics():
 
 def test_training_command_with_two_cpu_processes(small_dataset, tmp_path):
     output = tmp_path / "two-processes"
-    run_module("carafe_seg.train", "--num-gpus", "2",
+    run_module("carafe_seg.cli.train", "--num-gpus", "2",
                *tiny_args("tiny_carafe.yaml", small_dataset, output, "SOLVER.EPOCHS", 1, "SOLVER.ITERS_PER_EPOCH", 3,
                           "SOLVER.IMS_PER_BATCH", 4), timeout=600)
     log = (output / "log.txt").read_text()
-    assert "2 process(es) on cpu, 4 images per batch, 3 iterations" in log
+    assert "on cpu in 2 process(es): 32 images, 4 per batch, iterations 0..3" in log
     assert (output / "last_checkpoint").read_text() == "model_final.pth"
-    evaluation = json.loads((output / "evaluation.json").read_text())
+    evaluation = json.loads((output / "eval.json").read_text())
     assert evaluation["iteration"] == 3 and evaluation["images"] == 8
     lines = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
     assert lines[0]["iteration"] == 3 and "loss" in lines[0] and "mIoU" in lines[-1]

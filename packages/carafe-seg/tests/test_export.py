@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from carafe_seg.config import load_seg_config
-from carafe_seg.model.segmentor import build_model
+from carafe_seg.modeling.segmentor import build_model
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

@@ -9,9 +9,10 @@ import pytest
 import torch
 import torchvision
 from carafe_ops import CARAFEPack
+from carafe_ops.nn import BilinearThenCARAFE, Interpolate
 
 from carafe_seg.config import load_seg_config
-from carafe_seg.model import BackboneWeightsError, BilinearThenCARAFE, BilinearUpsample, build_model
+from carafe_seg.modeling import BackboneWeightsError, build_model
 
 PLACES = ("PPM", "FPN", "FUSION")
 PLACE_MODULES = {"PPM": "ppm_upsample", "FPN": "fpn_upsample", "FUSION": "fusion_upsample"}
@@ -49,7 +50,7 @@ def test_each_place_is_switchable_on_its_own(place):
     for other in PLACES:
         upsamplers = getattr(decoder, PLACE_MODULES[other])
         if other != place:
-            assert all(isinstance(u, BilinearUpsample) for u in upsamplers), other
+            assert all(isinstance(u, Interpolate) for u in upsamplers), other
     carafe = getattr(decoder, PLACE_MODULES[place])
     if place == "PPM":  # non-integer ratios: bilinear to half the size, then CARAFE x2
         assert all(isinstance(u, BilinearThenCARAFE) and u.carafe.scale_factor == 2 for u in carafe)

@@ -4,6 +4,7 @@ predict; and the trained tiny CARAFE model far above an untrained one."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -13,16 +14,16 @@ import time
 import numpy as np
 import pytest
 import torch
-from carafe_engine import CheckpointError, load_checkpoint, save_checkpoint
+from carafe_engine import load_checkpoint, save_checkpoint
 from PIL import Image
 
 from carafe_seg.config import load_seg_config
 from carafe_seg.data.ade20k import list_samples
 from carafe_seg.evaluation import evaluate
-from carafe_seg.model import build_model
-from carafe_seg.predict import main as predict
-from carafe_seg.step_benchmark import main as step_benchmark
-from carafe_seg.train import main as train
+from carafe_seg.modeling import build_model
+from carafe_seg.cli.predict import main as predict
+from carafe_seg.cli.step_benchmark import main as step_benchmark
+from carafe_seg.cli.train import main as train
 
 from conftest import SUBPROCESS_ENV, tiny_args, tiny_config
 
@@ -33,7 +34,7 @@ UNTRAINED_AT_MOST = 10.0
 
 
 def test_tiny_carafe_model_learns_far_above_an_untrained_one(trained_tiny, demo_dataset, tmp_path):
-    trained = json.loads((trained_tiny / "evaluation.json").read_text())
+    trained = json.loads((trained_tiny / "eval.json").read_text())
     cfg = tiny_config("tiny_carafe.yaml", demo_dataset, tmp_path)
     torch.manual_seed(cfg.SEED)
     untrained = evaluate(build_model(cfg), list_samples(demo_dataset, "validation"), cfg, torch.device("cpu"))
@@ -44,7 +45,7 @@ def test_tiny_carafe_model_learns_far_above_an_untrained_one(trained_tiny, demo_
 
 def test_training_writes_checkpoints_metrics_and_log(trained_tiny):
     names = sorted(p.name for p in trained_tiny.iterdir())
-    for expected in ("config.yaml", "evaluation.json", "last_checkpoint", "log.txt", "metrics.jsonl",
+    for expected in ("config.yaml", "eval.json", "last_checkpoint", "log.txt", "metrics.jsonl",
                      "model_0000050.pth", "model_0000100.pth", "model_final.pth"):
         assert expected in names
     assert (trained_tiny / "last_checkpoint").read_text() == "model_final.pth"
@@ -56,28 +57,31 @@ def test_training_writes_checkpoints_metrics_and_log(trained_tiny):
     records = [json.loads(line) for line in (trained_tiny / "metrics.jsonl").read_text().splitlines()]
     losses = [r["loss"] for r in records if "loss" in r]
     assert len(losses) == 11 and losses[-1] < losses[0] / 3
-    evaluation = json.loads((trained_tiny / "evaluation.json").read_text())
+    evaluation = json.loads((trained_tiny / "eval.json").read_text())
     assert records[-1]["mIoU"] == evaluation["mIoU"]
     assert set(evaluation["per_class_IoU"]) >= {"background", "disc", "box", "stripes", "triangle"}
 
 
-def test_eval_only_reproduces_the_final_evaluation(trained_tiny, demo_dataset, tmp_path):
-    final = json.loads((trained_tiny / "evaluation.json").read_text())
+def test_eval_only_reproduces_the_final_evaluation(trained_tiny, demo_dataset, tmp_path, capsys):
+    final = json.loads((trained_tiny / "eval.json").read_text())
     train(["--eval-only", *tiny_args("tiny_carafe.yaml", demo_dataset, tmp_path / "eval",
                                      "MODEL.WEIGHTS", trained_tiny / "model_final.pth")])
-    again = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    again = json.loads((tmp_path / "eval" / "eval.json").read_text())
     assert again["mIoU"] == pytest.approx(final["mIoU"], abs=1e-9)
     assert again["per_class_IoU"] == pytest.approx(final["per_class_IoU"])
-    with pytest.raises(ValueError, match="--eval-only needs MODEL.WEIGHTS"):
-        train(["--eval-only", *tiny_args("tiny_carafe.yaml", demo_dataset, tmp_path / "empty")])
-    with pytest.raises(CheckpointError, match="model_final.pth holds weights of another model .*'FPN': 'carafe'"):
-        train(["--eval-only", *tiny_args("tiny.yaml", demo_dataset, tmp_path / "mismatch",
-                                         "MODEL.WEIGHTS", trained_tiny / "model_final.pth")])
+    capsys.readouterr()
+    assert train(["--eval-only", *tiny_args("tiny_carafe.yaml", demo_dataset, tmp_path / "empty")]) == 2
+    assert capsys.readouterr().err.startswith("carafe-seg-train: error: --eval-only needs MODEL.WEIGHTS")
+    assert train(["--eval-only", *tiny_args("tiny.yaml", demo_dataset, tmp_path / "mismatch",
+                                            "MODEL.WEIGHTS", trained_tiny / "model_final.pth")]) == 2
+    error = capsys.readouterr().err
+    assert len(error.splitlines()) == 1
+    assert re.search("model_final.pth holds weights of another model .*'FPN': 'carafe'", error)
     # --resume without MODEL.WEIGHTS evaluates the last checkpoint of OUTPUT_DIR (a copy: the fixture is shared)
     copy = shutil.copytree(trained_tiny, tmp_path / "copy")
-    (copy / "evaluation.json").unlink()
+    (copy / "eval.json").unlink()
     train(["--eval-only", "--resume", *tiny_args("tiny_carafe.yaml", demo_dataset, copy)])
-    assert json.loads((copy / "evaluation.json").read_text())["mIoU"] == pytest.approx(final["mIoU"], abs=1e-9)
+    assert json.loads((copy / "eval.json").read_text())["mIoU"] == pytest.approx(final["mIoU"], abs=1e-9)
 
 
 def test_resume_after_the_process_is_killed_continues_exactly(small_dataset, tmp_path):
@@ -85,7 +89,7 @@ def test_resume_after_the_process_is_killed_continues_exactly(small_dataset, tmp
     train(tiny_args("tiny_carafe.yaml", small_dataset, tmp_path / "uninterrupted", *opts))
 
     output = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "carafe_seg.train",
+    process = subprocess.Popen([sys.executable, "-m", "carafe_seg.cli.train",
                                 *tiny_args("tiny_carafe.yaml", small_dataset, output, *opts)],
                                env=SUBPROCESS_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
@@ -107,7 +111,7 @@ def test_resume_after_the_process_is_killed_continues_exactly(small_dataset, tmp
         torch.testing.assert_close(resumed["model"][name], value, rtol=1e-5, atol=1e-6, msg=name)
     # resuming a finished run trains nothing more
     train(["--resume", *tiny_args("tiny_carafe.yaml", small_dataset, output, *opts)])
-    assert "nothing to train" in (output / "log.txt").read_text()
+    assert "already trained to iteration 16 of 16" in (output / "log.txt").read_text()
 
 
 def test_predict_tells_two_runs_final_checkpoints_apart(trained_tiny, demo_dataset, tmp_path):
@@ -163,13 +167,15 @@ def test_predict_writes_segmentations_and_the_comparison_figure(trained_tiny, de
     assert figure.width > 4 * 150 and figure.height > 3 * 100  # 4 columns (input, truth, 2 models), 3 rows
 
 
-def test_predict_errors_name_the_problem(trained_tiny, tmp_path):
-    with pytest.raises(FileNotFoundError, match="--input: .*nothing_here.jpg does not exist"):
-        predict(["--weights", str(trained_tiny / "model_final.pth"), "--input", str(tmp_path / "nothing_here.jpg"),
-                 "--output", str(tmp_path)])
+def test_predict_errors_name_the_problem(trained_tiny, tmp_path, capsys):
+    """One line on stderr and exit status 2, as for every user error."""
+    assert predict(["--weights", str(trained_tiny / "model_final.pth"), "--input", str(tmp_path / "nothing_here.jpg"),
+                    "--output", str(tmp_path)]) == 2
+    assert re.fullmatch(r"carafe-seg-predict: error: --input: .*nothing_here.jpg does not exist\n",
+                        capsys.readouterr().err)
     foreign = save_checkpoint(tmp_path / "other.pth", {"kind": "carafe-inpaint", "model": {}})
-    with pytest.raises(CheckpointError, match="other.pth is a checkpoint of 'carafe-inpaint', expected 'carafe-seg'"):
-        predict(["--weights", str(foreign), "--input", str(tmp_path), "--output", str(tmp_path)])
+    assert predict(["--weights", str(foreign), "--input", str(tmp_path), "--output", str(tmp_path)]) == 2
+    assert "other.pth is a checkpoint of 'carafe-inpaint', expected 'carafe-seg'" in capsys.readouterr().err
 
 
 def test_step_benchmark_of_the_paper_models_runs(tmp_path):
@@ -198,3 +204,23 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "| CARAFE |" in (out / "summary.md").read_text()
     for figure in ("figure3_segmentation.png", "training_curves.png"):
         assert Image.open(out / figure).width > 300
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config-file", "tiny.yaml", "MODEL.UPSAMPLER.FPN", "deconv"],
+     "command-line override: MODEL.UPSAMPLER.FPN 'deconv' is not one of bilinear, carafe"),
+    (["--config-file", "tiny.yaml", "SOLVER.BASE_RL", "0.1"], "did you mean SOLVER.BASE_LR?"),
+    (["--config-file", "no_such.yaml"], "config file not found: no_such.yaml"),
+    (["--config-file", "tiny.yaml", "--num-machines", "2", "--machine-rank", "2"], "--machine-rank"),
+])
+def test_user_errors_are_one_line_and_exit_2(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train(args)
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(error.splitlines()) == 1 and message in error, error
+
+
+def test_a_missing_dataset_is_one_line_and_exit_2(tmp_path, capsys):
+    assert train(tiny_args("tiny.yaml", tmp_path / "nowhere", tmp_path / "out")) == 2
+    error = capsys.readouterr().err
+    assert len(error.splitlines()) == 1 and "dataset folder not found" in error and "DATASETS.ROOT" in error, error

@@ -69,3 +69,17 @@ def save_step_results(args: argparse.Namespace, device_name: str, results: list)
     if args.output:
         write_json_atomic(args.output, {"device": device_name, "torch": torch.__version__, "batch": args.batch,
                                         "size": list(args.size), "results": results})
+
+
+def report_step_results(args: argparse.Namespace, device_name: str, results: list, label: str,
+                        columns: dict[str, str]) -> None:
+    """Prints the table of a step_benchmark_parser run (a row per config: results[label], the median step, the
+    peak memory, then each of `columns`, {title: result key}) and writes the JSON file of --output."""
+    print(f"training step, batch {args.batch} x {args.size[0]}x{args.size[1]}, {device_name}, torch {torch.__version__}")
+    width = max(24, *(len(str(r[label])) + 2 for r in results))
+    print(f"{label:<{width}}{'step (s)':>10}{'peak GiB':>10}" + "".join(f"{title:>14}" for title in columns))
+    for r in results:
+        memory = f"{r['peak_memory_gib']:.2f}" if r["peak_memory_gib"] is not None else "-"
+        print(f"{r[label]:<{width}}{r['median_step_s']:10.3f}{memory:>10}"
+              + "".join(f"{str(r[key]):>14}" for key in columns.values()))
+    save_step_results(args, device_name, results)

@@ -151,6 +151,20 @@ def set_choices(cfg: CfgNode, key: str, choices: Iterable) -> None:
     parent.__dict__.setdefault(_CHOICES, {})[leaf] = choices
 
 
+def add_defaults(cfg: CfgNode, defaults: Mapping) -> CfgNode:
+    """A task's keys on the base tree (what an add_<task>_config does): new sections and keys are added, keys the
+    tree has take the task's default. Returns cfg."""
+    for key, value in defaults.items():
+        if isinstance(value, Mapping):
+            if not isinstance(cfg.get(key), CfgNode):
+                cfg[key] = CfgNode()
+            add_defaults(cfg[key], value)
+        else:
+            _check_storable({key: value}, "")
+            cfg[key] = _stored(value)
+    return cfg
+
+
 def get_cfg() -> CfgNode:
     """A fresh copy of the engine's base tree (see the module's docstring); tasks add their keys to it."""
     return _BASE_TREE.clone()

@@ -8,9 +8,9 @@ _EXPORTS = {
     "DEFAULTS": "config",
     "load_seg_config": "config",
     "shipped_configs": "config",
-    "UPerNetDecoder": "model",
-    "UPerNetSegmentor": "model",
-    "build_model": "model",
+    "UPerNetDecoder": "modeling",
+    "UPerNetSegmentor": "modeling",
+    "build_model": "modeling",
 }
 
 

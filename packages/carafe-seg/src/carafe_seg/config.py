@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from carafe_engine import CfgNode, ConfigError, load_config, set_choices
+from carafe_engine import CfgNode, ConfigError, add_defaults, get_cfg, load_config, set_choices
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -48,8 +48,10 @@ DEFAULTS = {
         "SYNC_BN": True,
         # a carafe-seg checkpoint to start from (training) or to evaluate (--eval-only); "" = none
         "WEIGHTS": "",
+        # auto (this process's GPU where there is one), cpu, cuda or cuda:N
+        "DEVICE": "auto",
     },
-    "DATASET": {
+    "DATASETS": {
         # the ADEChallengeData2016 folder (images/{training,validation}, annotations/{training,validation})
         "ROOT": "",
         "TRAIN_SPLIT": "training",
@@ -78,16 +80,17 @@ DEFAULTS = {
         "MOMENTUM": 0.9,
         "WEIGHT_DECAY": 0.0001,
         "POLY_POWER": 0.9,
-        "EPOCHS": 20,
+        "EPOCHS": 20,  # the length of the run (unless SOLVER.MAX_ITER > 0)
         # iterations per epoch; the official code's epoch is 5000 iterations; 0 = one pass over the training set
         "ITERS_PER_EPOCH": 5000,
         "CHECKPOINT_PERIOD": 5000,
+        "LOG_PERIOD": 20,  # iterations between log lines (and metrics.jsonl records)
     },
     "TEST": {
         "EVAL_PERIOD": 0,  # iterations between evaluations during training; 0 = at the end only
     },
-    "DATALOADER": {"NUM_WORKERS": 4},
-    "LOG_PERIOD": 20,
+    # batches of images of one orientation (portrait or landscape), as the official trainer
+    "DATALOADER": {"NUM_WORKERS": 4, "ASPECT_RATIO_GROUPING": True},
     "SEED": 304,
     "OUTPUT_DIR": "output/carafe-seg",
 }
@@ -109,11 +112,18 @@ def resolve_config_path(path: str | Path) -> Path:
     raise ConfigError(f"config file not found: {path} (shipped configs: {', '.join(shipped_configs())})")
 
 
-def default_config() -> CfgNode:
-    """DEFAULTS as a config tree, with the keys that take one of a fixed set of values declared."""
-    cfg = CfgNode.from_dict(DEFAULTS)
+def add_seg_config(cfg: CfgNode) -> CfgNode:
+    """carafe-seg's keys on the engine's base tree (carafe_engine.get_cfg()), its defaults for the shared ones,
+    and the keys that take one of a fixed set of values."""
+    add_defaults(cfg, DEFAULTS)
     set_choices(cfg, "MODEL.BACKBONE.NAME", BACKBONES)
+    for place in UPSAMPLER_PLACES:
+        set_choices(cfg, f"MODEL.UPSAMPLER.{place}", UPSAMPLER_KINDS)
     return cfg
+
+
+def default_config() -> CfgNode:
+    return add_seg_config(get_cfg())
 
 
 def check_config(cfg: CfgNode) -> CfgNode:
@@ -121,10 +131,6 @@ def check_config(cfg: CfgNode) -> CfgNode:
     def fail(key, message):
         raise ConfigError(f"{key}: {message}")
 
-    for place in UPSAMPLER_PLACES:
-        kind = cfg.MODEL.UPSAMPLER[place]
-        if kind not in UPSAMPLER_KINDS:
-            fail(f"MODEL.UPSAMPLER.{place}", f"expected one of {UPSAMPLER_KINDS}, got {kind!r}")
     if len(cfg.MODEL.BACKBONE.TINY_WIDTHS) != 4:
         fail("MODEL.BACKBONE.TINY_WIDTHS", f"expected 4 stage widths, got {cfg.MODEL.BACKBONE.TINY_WIDTHS}")
     if not cfg.INPUT.TRAIN_SHORT_SIZES:
@@ -136,14 +142,22 @@ def check_config(cfg: CfgNode) -> CfgNode:
         fail("INPUT.LABEL_DOWNSAMPLE", f"must be 1, 2 or 4 (the logits are at 1/4 resolution), got {downsample}")
     if len(cfg.INPUT.PIXEL_MEAN) != 3 or len(cfg.INPUT.PIXEL_STD) != 3:
         fail("INPUT.PIXEL_MEAN", "PIXEL_MEAN and PIXEL_STD need 3 values (R, G, B)")
-    if not 1 <= cfg.DATASET.NUM_CLASSES <= 255:
-        fail("DATASET.NUM_CLASSES", f"labels are uint8 PNGs: 1..255 classes, got {cfg.DATASET.NUM_CLASSES}")
+    if not 1 <= cfg.DATASETS.NUM_CLASSES <= 255:
+        fail("DATASETS.NUM_CLASSES", f"labels are uint8 PNGs: 1..255 classes, got {cfg.DATASETS.NUM_CLASSES}")
     for key in ("IMS_PER_BATCH", "EPOCHS", "CHECKPOINT_PERIOD"):
         if cfg.SOLVER[key] < 1:
             fail(f"SOLVER.{key}", f"must be >= 1, got {cfg.SOLVER[key]}")
     if cfg.SOLVER.ITERS_PER_EPOCH < 0:
         fail("SOLVER.ITERS_PER_EPOCH", f"must be >= 0 (0 = one pass over the data), got {cfg.SOLVER.ITERS_PER_EPOCH}")
     return cfg
+
+
+def describe_upsamplers(cfg) -> str:
+    """'bilinear', 'CARAFE', or e.g. 'CARAFE (PPM, FUSION)'."""
+    places = [p for p in UPSAMPLER_PLACES if cfg.MODEL.UPSAMPLER[p] == "carafe"]
+    if not places:
+        return "bilinear"
+    return "CARAFE" if len(places) == len(UPSAMPLER_PLACES) else f"CARAFE ({', '.join(places)})"
 
 
 def load_seg_config(path: str | Path | None = None, opts=()) -> CfgNode:

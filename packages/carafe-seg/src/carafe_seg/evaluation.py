@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
-from carafe_engine import ProgressLogger, all_reduce_sum, get_rank, get_world_size, is_main_process
+from carafe_engine import all_reduce_sum, get_rank, get_world_size, progress_bar
 from torch import Tensor
 
 from .data.datasets import eval_loader
@@ -63,20 +63,15 @@ class SegmentationMetrics:
 
 
 @torch.no_grad()
-def evaluate(model, samples, cfg, device, names=None, stream=None) -> dict:
+def evaluate(model, samples, cfg, device, names=None) -> dict:
     """Single-scale evaluation of model (an UPerNetSegmentor, not DDP-wrapped) on samples, shared among the
     processes; every process returns the same metrics."""
     was_training = model.training
     model.eval()
-    metrics = SegmentationMetrics(cfg.DATASET.NUM_CLASSES)
-    loader = eval_loader(samples, cfg, get_rank(), get_world_size())
-    progress = ProgressLogger(len(loader), every=max(1, len(loader) // 10), prefix="eval", stream=stream) \
-        if is_main_process() else None
-    for i, (image, target, _name) in enumerate(loader):
+    metrics = SegmentationMetrics(cfg.DATASETS.NUM_CLASSES)
+    for image, target, _name in progress_bar(eval_loader(samples, cfg, get_rank(), get_world_size()), "evaluating"):
         logits = model.segment(image[None].to(device), output_size=target.shape)
         metrics.update(logits.argmax(1)[0], target.to(logits.device))
-        if progress:
-            progress.step(i)
     metrics.all_reduce()
     model.train(was_training)
     return metrics.compute(names)

@@ -13,45 +13,11 @@ allocator's peak; CPU: not measured) and the parameter counts, and writes them a
 
 from __future__ import annotations
 
-import torch
-from carafe_engine.benchmark import benchmark_device, save_step_results, step_benchmark_parser, time_steps
+from carafe_engine.benchmark import benchmark_device, report_step_results, step_benchmark_parser
 
-from .config import load_seg_config
-from .data.transforms import IGNORE_INDEX, pad_batch
-from .model import build_model
-from .predict import describe_upsamplers
-from .train import parameter_groups, train_step
+from ..engine import benchmark_config
 
 DEFAULT_CONFIGS = ["upernet_r50_ade20k.yaml", "upernet_r50_ade20k_carafe.yaml"]
-
-
-def benchmark_config(config: str, device: torch.device, batch: int, size: tuple[int, int], warmup: int,
-                     steps: int, seed: int = 0) -> dict:
-    cfg = load_seg_config(config)
-    torch.manual_seed(seed)
-    model = build_model(cfg).to(device).train()
-    optimizer = torch.optim.SGD(parameter_groups(model, cfg.SOLVER.WEIGHT_DECAY), lr=cfg.SOLVER.BASE_LR,
-                                momentum=cfg.SOLVER.MOMENTUM)
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.randn(batch, 3, *size, generator=gen)
-    targets = torch.randint(IGNORE_INDEX, cfg.DATASET.NUM_CLASSES, (batch, *size), generator=gen)
-    images, targets = pad_batch(list(images), list(targets), cfg.INPUT.SIZE_DIVISIBILITY)  # as the loader does
-    images, targets = images.to(device), targets.to(device)
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    timing = time_steps(lambda _: train_step(model, optimizer, images, targets, cfg.INPUT.LABEL_DOWNSAMPLE), device,
-                        warmup, steps)
-    decoder_params = sum(p.numel() for p in model.decoder.parameters())
-    return {
-        "config": config,
-        "upsamplers": describe_upsamplers(cfg),
-        "median_step_s": timing["median_step_s"],
-        "step_times_s": timing["step_times_s"],
-        "peak_memory_gib": timing["peak_memory_gib"],
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "decoder_parameters": decoder_params,
-        "final_loss": timing["last"].item(),
-    }
 
 
 def main(argv=None) -> int:
@@ -59,13 +25,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     device, name = benchmark_device(args.device)
     results = [benchmark_config(c, device, args.batch, tuple(args.size), args.warmup, args.steps) for c in args.configs]
-    print(f"training step, batch {args.batch} x {args.size[0]}x{args.size[1]}, {name}, torch {torch.__version__}")
-    print(f"{'upsamplers':<24}{'step (s)':>10}{'peak GiB':>10}{'params':>12}{'decoder':>12}")
-    for r in results:
-        memory = f"{r['peak_memory_gib']:.2f}" if r["peak_memory_gib"] is not None else "-"
-        print(f"{r['upsamplers']:<24}{r['median_step_s']:10.3f}{memory:>10}{r['parameters']:12d}"
-              f"{r['decoder_parameters']:12d}")
-    save_step_results(args, name, results)
+    report_step_results(args, name, results, "upsamplers", {"params": "parameters", "decoder": "decoder_parameters"})
     return 0
 
 

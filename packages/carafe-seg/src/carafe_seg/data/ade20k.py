@@ -15,13 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from carafe_engine import DatasetError  # noqa: F401 - a folder, image or annotation off the ADE20K layout
 from PIL import Image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-class DatasetError(ValueError):
-    """A dataset folder, image or annotation that does not fit the ADEChallengeData2016 layout."""
 
 
 @dataclass(frozen=True)
@@ -38,10 +35,10 @@ def _names(paths) -> str:
 def list_samples(root: str | Path, split: str) -> list[Sample]:
     """The (image, annotation) pairs of a split, sorted by name."""
     if not str(root):
-        raise DatasetError("DATASET.ROOT is not set: give the ADEChallengeData2016 folder (DATASET.ROOT /path/to/it)")
+        raise DatasetError("DATASETS.ROOT is not set: give the ADEChallengeData2016 folder (DATASETS.ROOT /path/to/it)")
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f"dataset folder not found: {root} (DATASET.ROOT)")
+        raise DatasetError(f"dataset folder not found: {root} (DATASETS.ROOT)")
     folders = {"images": root / "images" / split, "annotations": root / "annotations" / split}
     for kind, folder in folders.items():
         if not folder.is_dir():
@@ -84,7 +81,7 @@ def read_annotation(path: Path, num_classes: int) -> np.ndarray:
     largest = int(label.max())
     if largest > num_classes:
         raise DatasetError(f"{path}: label value {largest} is out of range: expected 0 (ignored) .. {num_classes} "
-                           f"(DATASET.NUM_CLASSES)")
+                           f"(DATASETS.NUM_CLASSES)")
     return label
 
 

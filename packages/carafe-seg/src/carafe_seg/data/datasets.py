@@ -4,30 +4,38 @@ and evaluation items (single scale; the label stays at the original resolution, 
 
 from __future__ import annotations
 
-from functools import partial
-
 import torch
+from carafe_engine import sample_rng
 from torch.utils.data import DataLoader, Dataset
 
-from .ade20k import Sample, image_size, read_sample
-from .sampler import TrainBatchSampler
+from .ade20k import Sample, read_sample
 from .transforms import label_to_target, normalize, pad_batch, resize_image, resize_label, scaled_size
 
 
 class TrainSet(Dataset):
-    """dataset[(index, short_size, flip)] -> (image (3, h, w), target (h, w)); see TrainBatchSampler."""
+    """dataset[carafe_engine.Sample] -> (image (3, h, w), target (h, w)): the image resized to the shorter edge of
+    its batch (one of INPUT.TRAIN_SHORT_SIZES, drawn per iteration), flipped with probability 1/2 (drawn per
+    sample), both seeded by SEED and the stream position, so they do not depend on the process count."""
 
     def __init__(self, samples: list[Sample], cfg):
         self.samples = samples
-        self.num_classes = cfg.DATASET.NUM_CLASSES
+        self.seed, self.short_sizes, self.random_flip = cfg.SEED, cfg.INPUT.TRAIN_SHORT_SIZES, cfg.INPUT.RANDOM_FLIP
+        self.num_classes = cfg.DATASETS.NUM_CLASSES
         self.max_size = cfg.INPUT.TRAIN_MAX_SIZE
         self.mean, self.std = cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, key):
-        index, short_size, flip = key
+    def augmentation(self, sample) -> tuple[int, bool]:
+        """(shorter edge, flip) of a carafe_engine.Sample."""
+        short_size = self.short_sizes[int(sample_rng(self.seed, 1, sample.iteration).integers(len(self.short_sizes)))]
+        return short_size, self.random_flip and bool(sample_rng(self.seed, 2, sample.position).random() < 0.5)
+
+    def __getitem__(self, sample):
+        return self.item(sample.index, *self.augmentation(sample))
+
+    def item(self, index: int, short_size: int, flip: bool):
         image, label = read_sample(self.samples[index], self.num_classes)
         if flip:
             image, label = image[:, ::-1], label[:, ::-1]
@@ -41,7 +49,7 @@ class EvalSet(Dataset):
 
     def __init__(self, samples: list[Sample], cfg):
         self.samples = samples
-        self.num_classes = cfg.DATASET.NUM_CLASSES
+        self.num_classes = cfg.DATASETS.NUM_CLASSES
         self.short_size, self.max_size = cfg.INPUT.TEST_SHORT_SIZE, cfg.INPUT.TEST_MAX_SIZE
         self.mean, self.std = cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD
 
@@ -54,7 +62,7 @@ class EvalSet(Dataset):
         return normalize(image, self.mean, self.std), label_to_target(label), self.samples[index].image.stem
 
 
-def _collate_train(items, divisor: int):
+def collate_train(items, divisor: int):
     images, targets = zip(*items)
     return pad_batch(list(images), list(targets), divisor)
 
@@ -62,19 +70,6 @@ def _collate_train(items, divisor: int):
 def _collate_single(items):
     (item,) = items
     return item
-
-
-def train_loader(samples: list[Sample], cfg, rank: int, world_size: int, start_iter: int) -> DataLoader:
-    """An endless loader of (images (n, 3, H, W), targets (n, H, W)) for this process, from start_iter on."""
-    if cfg.SOLVER.IMS_PER_BATCH % world_size:
-        raise ValueError(f"SOLVER.IMS_PER_BATCH ({cfg.SOLVER.IMS_PER_BATCH}) must be divisible by the number of "
-                         f"processes ({world_size})")
-    portrait = [height > width for height, width in (image_size(s.image) for s in samples)]
-    sampler = TrainBatchSampler(portrait, cfg.SOLVER.IMS_PER_BATCH // world_size, cfg.INPUT.TRAIN_SHORT_SIZES,
-                                cfg.INPUT.RANDOM_FLIP, cfg.SEED, rank, world_size, start_iter)
-    return DataLoader(TrainSet(samples, cfg), batch_sampler=sampler, num_workers=cfg.DATALOADER.NUM_WORKERS,
-                      collate_fn=partial(_collate_train, divisor=cfg.INPUT.SIZE_DIVISIBILITY),
-                      persistent_workers=cfg.DATALOADER.NUM_WORKERS > 0)
 
 
 def eval_loader(samples: list[Sample], cfg, rank: int = 0, world_size: int = 1) -> DataLoader:

@@ -9,12 +9,11 @@ Scenes of various sizes and orientations: a smooth two-colour background (class 
 patches and triangles (classes 2-5) of jittered class colours, and now and then a patch of noise labelled 0
 ('other', which training and evaluation ignore). A tiny model learns it in minutes on a CPU.
 
-    python -m carafe_seg.data.synthetic --output data/synthetic-ade --train 96 --val 24
+    carafe-seg-make-data --output data/synthetic-ade --train 96 --val 24
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -87,20 +86,3 @@ def make_synthetic_ade20k(root: str | Path, train: int = 96, val: int = 24, seed
     (root / "objectInfo150.txt").write_text("\n".join(lines) + "\n")
     return root
 
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="carafe-seg-synthetic", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, required=True, help="the dataset folder to write (DATASET.ROOT)")
-    parser.add_argument("--train", type=int, default=96, help="training images")
-    parser.add_argument("--val", type=int, default=24, help="validation images")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--min-size", type=int, default=64)
-    parser.add_argument("--max-size", type=int, default=128)
-    args = parser.parse_args(argv)
-    make_synthetic_ade20k(args.output, args.train, args.val, args.seed, args.min_size, args.max_size)
-    print(f"wrote {args.train} training and {args.val} validation scenes to {args.output}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

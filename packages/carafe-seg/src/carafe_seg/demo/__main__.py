@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 
+from ..cli.predict import main as predict
+from ..cli.train import main as train
 from ..config import load_seg_config
 from ..data.ade20k import list_samples
 from ..data.synthetic import make_synthetic_ade20k
 from ..evaluation import evaluate
-from ..model import build_model
-from ..predict import main as predict
-from ..train import main as train
+from ..modeling import build_model
 
 MODELS = {"bilinear": "tiny.yaml", "CARAFE": "tiny_carafe.yaml"}
 
@@ -73,14 +73,15 @@ def main(argv=None) -> int:
     metrics, runs = {}, {}
     for step, (name, config) in enumerate(MODELS.items(), start=1):
         run = out / "runs" / Path(config).stem
-        opts = ["DATASET.ROOT", str(data), "OUTPUT_DIR", str(run), "SOLVER.EPOCHS", str(args.epochs)]
+        opts = ["DATASETS.ROOT", str(data), "OUTPUT_DIR", str(run), "SOLVER.EPOCHS", str(args.epochs)]
         cfg = load_seg_config(config, opts)
         torch.manual_seed(cfg.SEED)  # the same initial weights as the training run below
         untrained = evaluate(build_model(cfg), list_samples(data, "validation"), cfg, torch.device("cpu"))
         print(f"[2/3] ({step}/{len(MODELS)}) {name}: untrained mIoU {untrained['mIoU']:.2f}; training")
         began = time.perf_counter()
-        train(["--config-file", config, *opts])
-        trained = json.loads((run / "evaluation.json").read_text())
+        if train(["--config-file", config, *opts]):
+            return 2  # the train command printed the error
+        trained = json.loads((run / "eval.json").read_text())
         runs[name] = run
         metrics[name] = {
             "config": config,

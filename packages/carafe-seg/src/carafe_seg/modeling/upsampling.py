@@ -5,11 +5,8 @@ the ratio is not an integer, BilinearThenCARAFE)."""
 
 from __future__ import annotations
 
-from carafe_ops.nn import BilinearThenCARAFE, Interpolate, build_upsampler, upsampler_options
+from carafe_ops.nn import build_upsampler, upsampler_options
 from torch import nn
-
-# the name of the bilinear baseline before it moved to carafe_ops (carafe_seg.model exports it)
-BilinearUpsample = Interpolate
 
 
 def make_upsampler(kind: str, channels: int, scale_factor: int | None, cfg) -> nn.Module:
@@ -19,4 +16,4 @@ def make_upsampler(kind: str, channels: int, scale_factor: int | None, cfg) -> n
     return build_upsampler(kind, channels, scale_factor, **upsampler_options(cfg))
 
 
-__all__ = ["BilinearThenCARAFE", "BilinearUpsample", "make_upsampler"]
+__all__ = ["make_upsampler"]

@@ -49,7 +49,7 @@ def build_model(cfg) -> UPerNetSegmentor:
     backbone = build_backbone(cfg.MODEL.BACKBONE)
     decoder = UPerNetDecoder(
         backbone.out_channels,
-        cfg.DATASET.NUM_CLASSES,
+        cfg.DATASETS.NUM_CLASSES,
         upsamplers=dict(cfg.MODEL.UPSAMPLER),
         carafe_cfg=cfg.MODEL.CARAFE,
         pool_scales=tuple(cfg.MODEL.DECODER.PPM_SCALES),

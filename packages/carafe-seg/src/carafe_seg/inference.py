@@ -1,0 +1,50 @@
+"""Segmentation with trained checkpoints: load a carafe-seg checkpoint (it carries its config), segment an image
+at the checkpoint's test size, collect the images of files and folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from carafe_engine import DatasetError, load_checkpoint
+
+from .config import config_from_checkpoint
+from .data.ade20k import IMAGE_SUFFIXES
+from .data.transforms import normalize, resize_image, scaled_size
+from .engine import CHECKPOINT_KIND
+from .modeling import build_model
+
+
+def load_predictor(path: str | Path, device: torch.device):
+    """(model in eval mode, its config) from a carafe-seg checkpoint."""
+    state = load_checkpoint(path, kind=CHECKPOINT_KIND)
+    cfg = config_from_checkpoint(state, str(path))
+    cfg.MODEL.BACKBONE.WEIGHTS = ""  # the checkpoint holds every weight; the ImageNet file need not exist here
+    model = build_model(cfg)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), cfg
+
+
+@torch.no_grad()
+def segment_image(model, cfg, image: np.ndarray, device: torch.device) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H, W) uint8 labels 1..NUM_CLASSES."""
+    height, width = image.shape[:2]
+    resized = resize_image(image, scaled_size(height, width, cfg.INPUT.TEST_SHORT_SIZE, cfg.INPUT.TEST_MAX_SIZE))
+    batch = normalize(resized, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD)[None].to(device)
+    logits = model.segment(batch, output_size=(height, width))
+    return (logits.argmax(1)[0] + 1).to(torch.uint8).cpu().numpy()
+
+
+def collect_images(inputs: list[Path]) -> list[Path]:
+    images = []
+    for path in inputs:
+        if path.is_dir():
+            images += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            images.append(path)
+        else:
+            raise DatasetError(f"--input: {path} does not exist")
+    if not images:
+        raise DatasetError(f"--input: no images ({'/'.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, inputs))}")
+    return images
