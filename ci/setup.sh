@@ -18,7 +18,7 @@ log "installing PyTorch and tools"
 # torch 2.14.1 / torchvision 0.29.1 are the versions this project is tested with (a CUDA build that also runs on CPU)
 "$PY" -m pip install --quiet torch==2.14.1 torchvision==0.29.1 \
   ${CARAFE_TORCH_INDEX_URL:+--index-url "$CARAFE_TORCH_INDEX_URL" --extra-index-url https://pypi.org/simple}
-"$PY" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "poetry-core>=1.8" ninja cmake wheel \
+"$PY" -m pip install --quiet "scikit-build-core>=0.10" "pybind11>=2.12" "poetry-core>=2.0" ninja cmake wheel \
   pytest matplotlib
 # deployment checks: ONNX export and onnxruntime, fvcore's FLOP counter
 "$PY" -m pip install --quiet onnx onnxscript onnxruntime fvcore
