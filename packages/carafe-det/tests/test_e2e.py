@@ -159,6 +159,13 @@ def test_bad_input_at_the_command_line_is_one_clear_line(shapes_root, tmp_path, 
     assert stderr.startswith("carafe-det-train: error:") and message in stderr and len(stderr.splitlines()) <= 2
 
 
+def test_an_invalid_choice_is_one_line_naming_the_key_and_the_choices(shapes_root, tmp_path, capsys):
+    assert train(*tiny_opts(shapes_root, tmp_path, 2), "MODEL.FPN.UPSAMPLE", "bilinear") == 2
+    (line,) = capsys.readouterr().err.splitlines()  # not a traceback from the model's constructor
+    assert line.startswith("carafe-det-train: error:")
+    assert "MODEL.FPN.UPSAMPLE 'bilinear' is not one of nearest, carafe" in line
+
+
 def test_a_checkpoint_of_another_model_is_refused_at_the_command_line(trained, shapes_root, tmp_path, capsys):
     assert train_main(["--engine", "torchvision", "--eval-only", "--config-file",
                        "torchvision/tiny_shapes_mask_rcnn.yaml", *tiny_opts(shapes_root, tmp_path, 2),

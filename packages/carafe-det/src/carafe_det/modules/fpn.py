@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from .upsample import CARAFESettings, build_upsampler, check_choice
 
+UPSAMPLERS = ("nearest", "carafe")
 TOP_LEVELS = ("conv", "maxpool")
 
 
@@ -65,7 +66,7 @@ class CARAFEFPN(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.num_outs = num_outs
-        self.upsample = check_choice("CARAFEFPN upsample", upsample, ("nearest", "carafe"))
+        self.upsample = check_choice("CARAFEFPN upsample", upsample, UPSAMPLERS)
         self.top_level = check_choice("CARAFEFPN top_level", top_level, TOP_LEVELS)
         extra = num_outs - len(in_channels)
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from carafe_engine import CfgNode, ConfigError, load_config, set_choices
 
+from ..modules import FPN_UPSAMPLERS, MASK_UPSAMPLERS, TOP_LEVELS
+from .model import BACKBONES
+
 ENGINE_NAME = "torchvision"
 
 DEFAULTS: dict = {
@@ -80,8 +83,11 @@ DETECTRON2_ONLY_KEYS = ("'MODEL.META_ARCHITECTURE'", "'VERSION'", "'MODEL.RESNET
 def default_config() -> CfgNode:
     """DEFAULTS as a config tree, with the keys that take one of a fixed set of values declared."""
     cfg = CfgNode.from_dict(DEFAULTS)
+    set_choices(cfg, "MODEL.BACKBONE.NAME", BACKBONES)
     set_choices(cfg, "MODEL.BACKBONE.NORM", ("FrozenBN", "BN"))
-    set_choices(cfg, "MODEL.FPN.TOP_LEVEL", ("conv", "maxpool"))
+    set_choices(cfg, "MODEL.FPN.UPSAMPLE", FPN_UPSAMPLERS)
+    set_choices(cfg, "MODEL.FPN.TOP_LEVEL", TOP_LEVELS)
+    set_choices(cfg, "MODEL.ROI_MASK_HEAD.UPSAMPLE", MASK_UPSAMPLERS)
     return cfg
 
 
