@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 # tiny_* configs made smaller still: 32x32 views, width 8, batch 4, a handful of iterations
-FAST = ["DATA.IMAGE_SIZE", "32", "MODEL.WIDTH", "8", "MODEL.CARAFE.COMPRESSED_CHANNELS", "8", "DISCRIMINATOR.WIDTH",
-        "8", "SOLVER.IMS_PER_BATCH", "4", "DATA.VAL_MASKS_PER_IMAGE", "2", "TEST.IMS_PER_BATCH", "6", "LOG_PERIOD", "2"]
+FAST = ["DATASETS.IMAGE_SIZE", "32", "MODEL.WIDTH", "8", "MODEL.CARAFE.COMPRESSED_CHANNELS", "8", "DISCRIMINATOR.WIDTH",
+        "8", "SOLVER.IMS_PER_BATCH", "4", "DATASETS.VAL_MASKS_PER_IMAGE", "2", "TEST.IMS_PER_BATCH", "6",
+        "SOLVER.LOG_PERIOD", "2"]
 
 
 def run_command(module: str, *args: str, timeout: float = 300, threads: int = 1) -> subprocess.CompletedProcess:

@@ -1,4 +1,4 @@
-"""Data sources (folders, Places365 file lists, the embedded photographs), the seeded training stream, the fixed
+"""Data sources (folders, Places365 file lists, the embedded photographs), the seeded training views, the fixed
 validation pairs, and the errors for bad images and masks."""
 
 from __future__ import annotations
@@ -8,8 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from carafe_inpaint import DataError, ImageReadError, StreamBatches, TrainingStream, ValidationPairs, open_source, \
-    read_image, read_mask, seeded_mask
+from carafe_engine import DatasetError, Sample, TrainingSampler
+
+from carafe_inpaint import DataError, ImageReadError, TrainingViews, ValidationPairs, open_source, read_image, \
+    read_mask, seeded_mask
 from carafe_inpaint.embedded import TRAIN_PHOTOS, VAL_PHOTOS, photographs
 from carafe_inpaint.images import write_mask
 
@@ -37,15 +39,15 @@ def test_folder_and_file_list_sources(tmp_path, photo_folder):
     assert len(listed) == 2 and listed.load(1).shape == (30, 20, 3)
     # without a root, paths are relative to the list's folder
     (photo_folder / "val.txt").write_text("img_1.png 3\n")
-    assert open_source(str(photo_folder / "val.txt"), key="DATA.VAL").load(0).shape == (48, 40, 3)
+    assert open_source(str(photo_folder / "val.txt"), key="DATASETS.VAL").load(0).shape == (48, 40, 3)
 
 
 def test_bad_sources_name_the_key_and_path(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match=r"DATA.TRAIN: the folder .*empty holds no images"):
+    with pytest.raises(DataError, match=r"DATASETS.TRAIN: the folder .*empty holds no images"):
         open_source(str(tmp_path / "empty"))
-    with pytest.raises(DataError, match=r"DATA.VAL: '.*missing' is neither 'embedded' nor an existing folder"):
-        open_source(str(tmp_path / "missing"), key="DATA.VAL")
+    with pytest.raises(DataError, match=r"DATASETS.VAL: '.*missing' is neither 'embedded' nor an existing folder"):
+        open_source(str(tmp_path / "missing"), key="DATASETS.VAL")
     (tmp_path / "list.txt").write_text("# nothing\n")
     with pytest.raises(DataError, match=r"file list .*list.txt names no images"):
         open_source(str(tmp_path / "list.txt"))
@@ -76,31 +78,27 @@ def test_masks_read_back_and_bad_masks_are_named(tmp_path):
         read_mask(tmp_path / "colour.png")
 
 
-def test_training_stream_is_a_function_of_position(photo_folder):
+def test_training_views_are_a_function_of_the_sample(photo_folder):
     source = open_source(str(photo_folder))
-    stream = TrainingStream(source, 32, seed=3, max_scale=1.5)
-    a, b = stream[17], TrainingStream(source, 32, seed=3, max_scale=1.5)[17]
+    views = TrainingViews(source, 32, seed=3, max_scale=1.5)
+    assert len(views) == 3
+    a, b = views[Sample(1, 17, 4)], TrainingViews(source, 32, seed=3, max_scale=1.5)[Sample(1, 17, 0)]
     assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])
     assert a["image"].shape == (3, 32, 32) and a["mask"].shape == (1, 32, 32)
     assert -1 <= a["image"].min() and a["image"].max() <= 1
-    assert not torch.equal(stream[17]["mask"], stream[18]["mask"])
-    # each pass over the data visits every image once, in a seeded order
-    assert sorted(stream.image_index(p) for p in range(3)) == [0, 1, 2]
-    assert sorted(stream.image_index(p) for p in range(3, 6)) == [0, 1, 2]
-    assert TrainingStream(source, 32, seed=4).image_index(0) is not None
+    assert not torch.equal(views[Sample(1, 17, 4)]["mask"], views[Sample(1, 18, 4)]["mask"])
+    assert not torch.equal(views[Sample(1, 17, 4)]["image"], views[Sample(2, 17, 4)]["image"])
+    # the engine's sampler: each epoch visits every image once (a batch of 3 uses them all), in a seeded order
+    batches = [[s.index for s in batch] for batch in TrainingSampler(len(views), 3, seed=3, max_iter=2)]
+    assert [sorted(batch) for batch in batches] == [[0, 1, 2], [0, 1, 2]]
 
 
-def test_stream_batches_split_the_global_batch_between_processes():
-    per_rank = [list(StreamBatches(5, 7, 8, rank, 2)) for rank in range(2)]
-    assert per_rank[0] == [[40, 41, 42, 43], [48, 49, 50, 51]]
-    assert per_rank[1] == [[44, 45, 46, 47], [52, 53, 54, 55]]
-    assert list(StreamBatches(0, 2, 4, 0, 1)) == [[0, 1, 2, 3], [4, 5, 6, 7]]
-    with pytest.raises(DataError, match=r"SOLVER.IMS_PER_BATCH \(6\) must be divisible by the number of processes"):
-        StreamBatches(0, 1, 6, 0, 4)
+def test_data_errors_are_the_engines_user_errors():
+    assert issubclass(DataError, DatasetError) and issubclass(ImageReadError, DatasetError)
 
 
 def test_validation_pairs_are_fixed(tmp_path, photo_folder):
-    source = open_source(str(photo_folder), key="DATA.VAL")
+    source = open_source(str(photo_folder), key="DATASETS.VAL")
     pairs = ValidationPairs(source, 32, mask_seed=9, masks_per_image=2)
     assert len(pairs) == 6
     assert torch.equal(pairs[3]["mask"][0], torch.from_numpy(seeded_mask(32, 32, 9, 3)))
@@ -115,5 +113,5 @@ def test_validation_pairs_are_fixed(tmp_path, photo_folder):
     with pytest.raises(ImageReadError, match=r"mask_00002.png is 16x16 \(HxW\); expected 32x32"):
         ValidationPairs(source, 32, 0, mask_dir=tmp_path / "masks")[2]
     (tmp_path / "no_masks").mkdir()
-    with pytest.raises(DataError, match=r"DATA.VAL_MASKS: the folder .*no_masks holds no .png masks"):
+    with pytest.raises(DataError, match=r"DATASETS.VAL_MASKS: the folder .*no_masks holds no .png masks"):
         ValidationPairs(source, 32, 0, mask_dir=tmp_path / "no_masks")

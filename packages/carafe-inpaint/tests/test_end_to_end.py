@@ -38,20 +38,24 @@ def trained(tmp_path_factory) -> Path:
 
 def test_training_writes_checkpoints_metrics_samples_and_progress(trained):
     names = {p.name for p in trained.iterdir()}
-    assert {"config.yaml", "model_0000003.pth", "model_final.pth", "last_checkpoint", "metrics.jsonl",
-            "eval_results.json", "samples"} <= names
+    assert {"config.yaml", "log.txt", "model_0000003.pth", "model_final.pth", "last_checkpoint", "metrics.jsonl",
+            "eval.json", "samples"} <= names
     assert (trained / "last_checkpoint").read_text() == "model_final.pth"
     assert sorted(p.name for p in (trained / "samples").iterdir()) == ["iter_0000003.png", "iter_0000006.png"]
     sample = read_image(trained / "samples" / "iter_0000006.png")
     assert sample.shape == (4 * 32 + 3 * 2, 4 * 32 + 3 * 2, 3)  # 4 validation pairs x (input, ŷ, y, original)
     records = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
-    train_records = [r for r in records if "split" not in r]
+    train_records = [r for r in records if "seconds_per_iter" in r]
     assert [r["iteration"] for r in train_records] == [2, 4, 6]
     assert all({"loss_l1_hole", "loss_l1_valid", "loss_adv", "loss_d", "seconds_per_iter"} <= set(r)
                for r in train_records)
-    assert [r["iteration"] for r in records if r.get("split") == "val"] == [3, 6]
+    evaluations = [r for r in records if "model/psnr" in r]  # the engine's flattened results
+    assert [r["iteration"] for r in evaluations] == [3, 6]
+    assert {"model/ssim", "model/l1_hole", "masked_input/psnr", "pairs"} <= set(evaluations[-1])
+    final = json.loads((trained / "eval.json").read_text())
+    assert final["iteration"] == 6 and final["model"]["psnr"] == evaluations[-1]["model/psnr"]
     stdout = (trained / "stdout.txt").read_text()
-    assert "iter 6/6" in stdout and "ETA" in stdout and "eval @ 6 on 6 pairs" in stdout
+    assert "iter 6/6" in stdout and "ETA" in stdout and "evaluation at iteration 6: 6 pairs" in stdout
     state = torch.load(trained / "model_final.pth", weights_only=True)
     assert state["kind"] == "carafe-inpaint" and state["iteration"] == 6
     assert {"generator", "discriminator", "optimizer_g", "optimizer_d", "config"} <= set(state)
@@ -59,13 +63,18 @@ def test_training_writes_checkpoints_metrics_samples_and_progress(trained):
 
 
 def test_eval_only_reproduces_the_final_evaluation(trained, tmp_path):
-    final = json.loads((trained / "eval_results.json").read_text())
+    """The checkpoint holds the PreciseBN statistics the training run evaluated with; --eval-only evaluates them as
+    saved (it does not recompute them), so it gives the training run's final numbers exactly."""
+    final = json.loads((trained / "eval.json").read_text())
     result = run_command(TRAIN, "--config-file", "tiny_carafe", "--eval-only", *FAST,
-                         "MODEL.WEIGHTS", trained / "model_final.pth", "OUTPUT_DIR", tmp_path)
+                         "MODEL.WEIGHTS", trained / "model_final.pth", "OUTPUT_DIR", tmp_path / "eval")
     assert result.returncode == 0, result.stderr
-    again = json.loads((tmp_path / "eval_results.json").read_text())
-    assert again["model"] == pytest.approx(final["model"]) and again["masked_input"] == final["masked_input"]
-    assert not list(tmp_path.glob("*.pth"))  # evaluation writes no checkpoint
+    assert json.loads((tmp_path / "eval" / "eval.json").read_text()) == final
+    assert not list((tmp_path / "eval").glob("*.pth"))  # evaluation writes no checkpoint
+    # nothing to evaluate: neither MODEL.WEIGHTS nor --resume with a checkpoint
+    result = run_command(TRAIN, "--config-file", "tiny_carafe", "--eval-only", *FAST, "OUTPUT_DIR", tmp_path / "none")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "--eval-only needs MODEL.WEIGHTS" in result.stderr
 
 
 def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(tmp_path, capsys):
@@ -86,7 +95,7 @@ def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(tmp_path, capsys):
     resumed = run_command(TRAIN, "--resume", *args, "OUTPUT_DIR", killed_dir)
     assert resumed.returncode == 0, resumed.stderr
     assert straight.wait(timeout=240) == 0, straight.stdout.read()
-    resumed_at = int(re.search(r"resuming from .*model_(\d+).pth at iteration (\d+)", resumed.stdout).group(2))
+    resumed_at = int(re.search(r"resumed from .*model_(\d+).pth at iteration (\d+)", resumed.stdout).group(2))
     assert 4 <= resumed_at < 24 and resumed_at % 4 == 0
     a = torch.load(tmp_path / "straight" / "model_final.pth", weights_only=True)
     b = torch.load(killed_dir / "model_final.pth", weights_only=True)
@@ -118,7 +127,7 @@ def test_resume_when_the_last_checkpoint_is_gone(trained, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "names model_final.pth, which is missing" in result.stdout and "at iteration 3" in result.stdout
     records = [json.loads(line) for line in (copy / "metrics.jsonl").read_text().splitlines()]
-    logged = [r["iteration"] for r in records if "split" not in r]
+    logged = [r["iteration"] for r in records if "seconds_per_iter" in r]
     assert logged == [2, 4, 6]
     assert torch.load(copy / "model_final.pth", weights_only=True)["iteration"] == 6
 
@@ -177,25 +186,34 @@ def test_predict_reports_bad_input(trained, tmp_path, capsys):
     assert "photo.png is not a readable checkpoint" in capsys.readouterr().err
 
 
+def exit_status(main, argv) -> int:
+    """A command's exit status, returned or raised (argparse's errors and the config's raise SystemExit)."""
+    try:
+        return main(argv)
+    except SystemExit as exit_info:
+        return exit_info.code
+
+
 def test_training_reports_bad_input(tmp_path, photo_folder, capsys):
     cases = [
         (["MODEL.UPSAMPLR", "carafe"], "unknown config key 'MODEL.UPSAMPLR'"),
         (["MODEL.UPSAMPLER", "bilinear"], "MODEL.UPSAMPLER must be one of deconv, carafe"),
-        (["DATA.IMAGE_SIZE", "30"], "DATA.IMAGE_SIZE must be a multiple of 4"),
+        (["DATASETS.IMAGE_SIZE", "30"], "DATASETS.IMAGE_SIZE must be a multiple of 4"),
+        (["DATA.IMAGE_SIZE", "32"], "config key 'DATA.IMAGE_SIZE' was renamed to 'DATASETS.IMAGE_SIZE'"),
     ]
     (tmp_path / "empty").mkdir()
     (photo_folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     runs = [
-        (["DATA.TRAIN", str(tmp_path / "empty")], "DATA.TRAIN: the folder .*empty holds no images"),
-        (["DATA.TRAIN", str(photo_folder)], r"cannot read image .*broken.jpg"),
-        (["DATA.VAL_MASKS", str(tmp_path / "no_such_masks")], "DATA.VAL_MASKS: mask folder not found"),
+        (["DATASETS.TRAIN", str(tmp_path / "empty")], "DATASETS.TRAIN: the folder .*empty holds no images"),
+        (["DATASETS.TRAIN", str(photo_folder)], r"cannot read image .*broken.jpg"),
+        (["DATASETS.VAL_MASKS", str(tmp_path / "no_such_masks")], "DATASETS.VAL_MASKS: mask folder not found"),
     ]
-    for opts, message in cases + runs:
-        with pytest.raises(SystemExit) as exit_info:
-            train_main(["--config-file", "tiny_deconv", *FAST, "SOLVER.MAX_ITER", "2", "TEST.EVAL_PERIOD", "1000",
-                        "VIS.PERIOD", "1000", "OUTPUT_DIR", str(tmp_path / "out"), *opts])
-        assert exit_info.value.code == 2
-        assert re.search(message, capsys.readouterr().err), message
+    for number, (opts, message) in enumerate(cases + runs):
+        assert exit_status(train_main, ["--config-file", "tiny_deconv", *FAST, "SOLVER.MAX_ITER", "2",
+                                        "TEST.EVAL_PERIOD", "1000", "VIS.PERIOD", "1000",
+                                        "OUTPUT_DIR", str(tmp_path / f"out{number}"), *opts]) == 2, message
+        error = capsys.readouterr().err
+        assert re.search(message, error) and len(error.strip().splitlines()) == 1, (message, error)
     with pytest.raises(SystemExit):
         train_main(["--config-file", str(tmp_path / "nope.yaml")])
     assert "config file not found" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from carafe_inpaint.trainer import masked_mean, patch_loss, recompute_batchnorm_statistics
+from carafe_inpaint.engine import masked_mean, patch_loss, recompute_batchnorm_statistics
 
 
 def test_masked_mean_and_patch_loss_by_hand():

@@ -14,7 +14,7 @@ torch.Size([1, 3, 64, 64])
 """
 
 from .config import DEFAULTS, get_config, shipped_configs
-from .data import DataError, StreamBatches, TrainingStream, ValidationPairs, open_source
+from .data import DataError, TrainingViews, ValidationPairs, open_source
 from .images import ImageReadError, read_image, read_mask
 from .masks import free_form_mask, seeded_mask
 from .metrics import evaluate, image_metrics
@@ -30,8 +30,7 @@ __all__ = [
     "ImageReadError",
     "PartialConv2d",
     "PatchDiscriminator",
-    "StreamBatches",
-    "TrainingStream",
+    "TrainingViews",
     "ValidationPairs",
     "build_discriminator",
     "build_generator",

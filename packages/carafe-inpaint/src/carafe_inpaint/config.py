@@ -16,7 +16,8 @@ DEFAULTS = {
         "WIDTH": 64,                  # channels of the first layer; every layer scales with it
         "CARAFE": {"UP_KERNEL": 5, "UP_GROUP": 1, "ENCODER_KERNEL": 3, "COMPRESSED_CHANNELS": 64},
         "WEIGHTS": "",                # checkpoint to start from (generator and, if present, discriminator)
-        "SYNC_BN": True,              # SyncBatchNorm across GPUs (CUDA, more than one process)
+        "SYNC_BN": True,              # BatchNorm statistics over all processes (GPUs, or CPU workers)
+        "DEVICE": "auto",             # 'auto' (CUDA where available), 'cuda', 'cuda:N' or 'cpu'
     },
     "DISCRIMINATOR": {"WIDTH": 64, "NUM_LAYERS": 3},
     "LOSS": {
@@ -25,7 +26,7 @@ DEFAULTS = {
         "ADVERSARIAL": 0.001,         # PatchGAN loss on the inpainted region
         "ADVERSARIAL_START_ITER": 0,  # iterations of reconstruction-only training first (Global&Local's T_C)
     },
-    "DATA": {
+    "DATASETS": {
         "TRAIN": "embedded",          # 'embedded', a folder of images, or a Places365 file list
         "TRAIN_ROOT": "",             # root of a file list's paths (default: the list's folder)
         "VAL": "embedded",
@@ -36,14 +37,15 @@ DEFAULTS = {
         "VAL_MAX_IMAGES": 0,          # 0: all
         "IMAGE_SIZE": 256,
         "MAX_SCALE": 1.25,            # training views: shorter side resized to IMAGE_SIZE x U(1, MAX_SCALE), cropped
-        "NUM_WORKERS": 4,
     },
+    "DATALOADER": {"NUM_WORKERS": 4},
     "SOLVER": {
         "BASE_LR": 1e-4,
         "BETAS": [0.5, 0.9],
         "IMS_PER_BATCH": 32,          # over all processes
         "MAX_ITER": 500000,
         "CHECKPOINT_PERIOD": 10000,
+        "LOG_PERIOD": 20,
     },
     "TEST": {
         "EVAL_PERIOD": 10000,
@@ -52,13 +54,16 @@ DEFAULTS = {
         "PRECISE_BN": {"ENABLED": False, "NUM_ITER": 200},
     },
     "VIS": {"PERIOD": 2000, "NUM_SAMPLES": 4},
-    "LOG_PERIOD": 20,
     "SEED": 0,
-    "DEVICE": "auto",                 # 'auto' (CUDA where available), 'cuda' or 'cpu'
     "OUTPUT_DIR": "output/carafe-inpaint",
 }
 
 KIND = "carafe-inpaint"
+
+# the keys' names before the package moved onto the engine's Trainer (its names, shared by every task)
+RENAMED = {"DEVICE": "MODEL.DEVICE", "LOG_PERIOD": "SOLVER.LOG_PERIOD", "DATA": "DATASETS",
+           "DATA.NUM_WORKERS": "DATALOADER.NUM_WORKERS",
+           **{f"DATA.{key}": f"DATASETS.{key}" for key in DEFAULTS["DATASETS"]}}
 
 
 def shipped_configs() -> list[str]:
@@ -80,6 +85,8 @@ def default_config() -> CfgNode:
     """DEFAULTS as a config tree, with the keys that take one of a fixed set of values declared."""
     cfg = CfgNode.from_dict(DEFAULTS)
     set_choices(cfg, "MODEL.CONV", ("standard", "partial"))
+    for old, new in RENAMED.items():
+        cfg.register_renamed_key(old, new)
     return cfg
 
 
@@ -95,17 +102,15 @@ def _positive(cfg: CfgNode, *keys: str) -> None:
 def check_config(cfg: CfgNode) -> CfgNode:
     """Value checks the defaults' types and choices cannot express; each error names its key."""
     _positive(cfg, "SOLVER.BASE_LR", "SOLVER.IMS_PER_BATCH", "SOLVER.MAX_ITER", "SOLVER.CHECKPOINT_PERIOD",
-              "TEST.EVAL_PERIOD", "TEST.IMS_PER_BATCH", "TEST.PRECISE_BN.NUM_ITER", "VIS.PERIOD", "LOG_PERIOD", "DATA.IMAGE_SIZE",
-              "MODEL.WIDTH", "DISCRIMINATOR.WIDTH")
-    if cfg.DATA.IMAGE_SIZE % 4:
-        raise ConfigError(f"DATA.IMAGE_SIZE must be a multiple of 4 (the generator has two stride-2 stages), "
-                          f"got {cfg.DATA.IMAGE_SIZE}")
-    if cfg.DATA.MAX_SCALE < 1:
-        raise ConfigError(f"DATA.MAX_SCALE must be >= 1, got {cfg.DATA.MAX_SCALE}")
+              "TEST.EVAL_PERIOD", "TEST.IMS_PER_BATCH", "TEST.PRECISE_BN.NUM_ITER", "VIS.PERIOD", "SOLVER.LOG_PERIOD",
+              "DATASETS.IMAGE_SIZE", "MODEL.WIDTH", "DISCRIMINATOR.WIDTH")
+    if cfg.DATASETS.IMAGE_SIZE % 4:
+        raise ConfigError(f"DATASETS.IMAGE_SIZE must be a multiple of 4 (the generator has two stride-2 stages), "
+                          f"got {cfg.DATASETS.IMAGE_SIZE}")
+    if cfg.DATASETS.MAX_SCALE < 1:
+        raise ConfigError(f"DATASETS.MAX_SCALE must be >= 1, got {cfg.DATASETS.MAX_SCALE}")
     if len(cfg.SOLVER.BETAS) != 2 or not all(0 <= b < 1 for b in cfg.SOLVER.BETAS):
         raise ConfigError(f"SOLVER.BETAS must be two numbers in [0, 1), got {cfg.SOLVER.BETAS}")
-    if cfg.DEVICE not in ("auto", "cuda", "cpu"):
-        raise ConfigError(f"DEVICE must be 'auto', 'cuda' or 'cpu', got {cfg.DEVICE!r}")
     if cfg.MODEL.UPSAMPLER not in ("deconv", "carafe"):
         raise ConfigError(f"MODEL.UPSAMPLER must be one of deconv, carafe; got {cfg.MODEL.UPSAMPLER!r}")
     return cfg

@@ -1,10 +1,10 @@
 """Data: where images come from (a folder, a Places365-style file list, or the embedded photographs), the training
-stream of random crops with free-form masks, and the fixed validation set of (image, mask) pairs.
+views (random crops with free-form masks), and the fixed validation set of (image, mask) pairs.
 
-Training is iteration-based and every sample is a pure function of its global position in the stream
-(iteration x batch + slot): which image (a seeded permutation per pass over the data), its crop, flip and mask.
-So a resumed run sees exactly the samples the interrupted one would have, and each process of a distributed run
-takes its own slots of every global batch without a sampler state to save.
+The engine's TrainingSampler chooses the images (a seeded permutation per epoch, each process its slots of every
+global batch) and hands out carafe_engine.Sample items; a view's crop, flip and mask are a pure function of the
+sample's position in the global stream. So a resumed run sees exactly the samples the interrupted one would have,
+whatever the number of processes.
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from carafe_engine import DatasetError, Sample, sample_rng
+
 from . import embedded
 from .images import IMAGE_EXTENSIONS, ImageReadError, read_image, read_mask, resize_shorter_side, to_tensor, \
     validation_view
-from .masks import free_form_mask, seeded_rng, seeded_mask
+from .masks import free_form_mask, seeded_mask
 
 EMBEDDED = "embedded"
 
 
-class DataError(ValueError):
+class DataError(DatasetError):
     """A data source or validation mask set that cannot be used; the message names the config key and path."""
 
 
@@ -64,7 +66,7 @@ def read_file_list(list_path: Path, root: str | Path | None) -> list[Path]:
     return paths
 
 
-def open_source(spec: str, root: str = "", split: str = "train", key: str = "DATA.TRAIN") -> ImageSource:
+def open_source(spec: str, root: str = "", split: str = "train", key: str = "DATASETS.TRAIN") -> ImageSource:
     """spec: 'embedded' (the photographs of the given split), a folder of images (searched recursively), or a
     Places365-style file list. key names the config key in error messages."""
     if spec == EMBEDDED:
@@ -84,31 +86,22 @@ def open_source(spec: str, root: str = "", split: str = "train", key: str = "DAT
     return _file_source(paths)
 
 
-class TrainingStream(Dataset):
-    """Sample at global position p: a random view of an image, flipped or not, and a free-form mask.
+class TrainingViews(Dataset):
+    """Item Sample(index, position, _): a random view of image `index`, flipped or not, and a free-form mask, drawn
+    from sample_rng(seed, position).
 
     The view: the shorter side resized to size x U(1, max_scale), then a random size x size crop (so a 256x256
     Places image is mostly used whole and larger photographs are seen at several scales)."""
 
     def __init__(self, source: ImageSource, size: int, seed: int, max_scale: float = 1.25):
-        if len(source) == 0:
-            raise ValueError("TrainingStream: no images")
         self.source, self.size, self.seed, self.max_scale = source, size, seed, max_scale
-        self._epoch, self._order = -1, None
 
-    def __len__(self) -> int:  # positions are unbounded; a sampler chooses them
-        return 2**62
+    def __len__(self) -> int:
+        return len(self.source)
 
-    def image_index(self, position: int) -> int:
-        epoch, offset = divmod(position, len(self.source))
-        if epoch != self._epoch:
-            self._epoch = epoch
-            self._order = np.random.default_rng([self.seed, 0, epoch]).permutation(len(self.source))
-        return int(self._order[offset])
-
-    def __getitem__(self, position: int) -> dict:
-        image = self.source.load(self.image_index(position))
-        rng = seeded_rng(self.seed + 1, position)
+    def __getitem__(self, sample: Sample) -> dict:
+        image = self.source.load(sample.index)
+        rng = sample_rng(self.seed, sample.position)
         shorter = max(self.size, round(self.size * rng.uniform(1.0, self.max_scale)))
         image = resize_shorter_side(image, shorter)
         top = int(rng.integers(0, image.shape[0] - self.size + 1))
@@ -120,26 +113,6 @@ class TrainingStream(Dataset):
         return {"image": to_tensor(image), "mask": torch.from_numpy(mask)[None]}
 
 
-class StreamBatches(torch.utils.data.Sampler):
-    """Batch sampler over a TrainingStream: for each iteration, this process's slots of the global batch."""
-
-    def __init__(self, start_iter: int, max_iter: int, global_batch: int, rank: int, world_size: int):
-        if global_batch % world_size:
-            raise DataError(f"SOLVER.IMS_PER_BATCH ({global_batch}) must be divisible by the number of processes "
-                             f"({world_size})")
-        self.start_iter, self.max_iter = start_iter, max_iter
-        self.global_batch, self.per_process = global_batch, global_batch // world_size
-        self.rank = rank
-
-    def __len__(self) -> int:
-        return max(0, self.max_iter - self.start_iter)
-
-    def __iter__(self):
-        for iteration in range(self.start_iter, self.max_iter):
-            first = iteration * self.global_batch + self.rank * self.per_process
-            yield list(range(first, first + self.per_process))
-
-
 class ValidationPairs(Dataset):
     """Fixed (image, mask) pairs: pair p is validation image p // masks_per_image in its evaluation view (shorter
     side resized to size, centre crop) with mask p: the p-th file of mask_dir (cycling; sorted by name, each must be
@@ -148,7 +121,7 @@ class ValidationPairs(Dataset):
     def __init__(self, source: ImageSource, size: int, mask_seed: int, masks_per_image: int = 1,
                  mask_dir: str | Path | None = None, max_images: int = 0):
         if masks_per_image < 1:
-            raise DataError(f"DATA.VAL_MASKS_PER_IMAGE must be >= 1, got {masks_per_image}")
+            raise DataError(f"DATASETS.VAL_MASKS_PER_IMAGE must be >= 1, got {masks_per_image}")
         self.source, self.size, self.mask_seed = source, size, mask_seed
         self.masks_per_image = masks_per_image
         self.num_images = min(len(source), max_images) if max_images > 0 else len(source)
@@ -156,10 +129,10 @@ class ValidationPairs(Dataset):
         if mask_dir:
             mask_dir = Path(mask_dir)
             if not mask_dir.is_dir():
-                raise DataError(f"DATA.VAL_MASKS: mask folder not found: {mask_dir}")
+                raise DataError(f"DATASETS.VAL_MASKS: mask folder not found: {mask_dir}")
             self.mask_files = sorted(p for p in mask_dir.iterdir() if p.suffix.lower() == ".png")
             if not self.mask_files:
-                raise DataError(f"DATA.VAL_MASKS: the folder {mask_dir} holds no .png masks")
+                raise DataError(f"DATASETS.VAL_MASKS: the folder {mask_dir} holds no .png masks")
 
     def __len__(self) -> int:
         return self.num_images * self.masks_per_image
@@ -176,5 +149,5 @@ class ValidationPairs(Dataset):
         return {"image": to_tensor(image), "mask": torch.from_numpy(self.mask(pair))[None], "index": pair}
 
 
-__all__ = ["EMBEDDED", "DataError", "ImageReadError", "ImageSource", "StreamBatches", "TrainingStream", "ValidationPairs",
+__all__ = ["EMBEDDED", "DataError", "ImageReadError", "ImageSource", "TrainingViews", "ValidationPairs",
            "open_source", "read_file_list"]

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from carafe_engine import DatasetError
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
-class ImageReadError(ValueError):
+class ImageReadError(DatasetError):
     """An image or mask file that cannot be used, with the file's path in the message."""
 
 

@@ -36,7 +36,7 @@ from .images import (ImageReadError, center_crop, read_image, read_mask, to_tens
 from .masks import seeded_mask
 from .metrics import image_metrics
 from .models import GLGenerator, complete
-from .trainer import load_generator_state
+from .engine import load_generator_state
 
 VARIANT_LABELS = {("deconv", "standard"): "baseline", ("carafe", "standard"): "CARAFE",
                   ("deconv", "partial"): "PartialConv", ("carafe", "partial"): "PartialConv+CARAFE"}

@@ -13,37 +13,41 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
-from carafe_engine import time_steps
+from carafe_engine import Sample, time_steps
 
 from .config import get_config
-from .data import TrainingStream, open_source
-from .trainer import Trainer
+from .data import TrainingViews, open_source
+from .engine import InpaintingTrainer
 
 VARIANTS = {"deconv": "places_deconv", "carafe": "places_carafe", "partialconv": "places_partialconv"}
 
 
 def benchmark(variant: str, batch: int, size: int, device: str, warmup: int, iters: int, opts=()) -> dict:
-    cfg = get_config(VARIANTS[variant], ["DEVICE", device, "DATA.IMAGE_SIZE", str(size), "SOLVER.IMS_PER_BATCH", str(batch),
-                                         *opts])
-    trainer = Trainer(cfg, log=lambda *a, **k: None)
-    stream = TrainingStream(open_source("embedded", split="train"), size, seed=0)
-    samples = [stream[i] for i in range(batch)]
+    with tempfile.TemporaryDirectory() as scratch:  # the trainer's OUTPUT_DIR: nothing is written there
+        cfg = get_config(VARIANTS[variant], ["MODEL.DEVICE", device, "DATASETS.IMAGE_SIZE", str(size),
+                                             "SOLVER.IMS_PER_BATCH", str(batch), "OUTPUT_DIR", scratch, *opts])
+        trainer = InpaintingTrainer(cfg)
+    views = TrainingViews(open_source("embedded", split="train"), size, seed=0)
+    samples = [views[Sample(i % len(views), i, 0)] for i in range(batch)]
     image = torch.stack([s["image"] for s in samples]).to(trainer.device)
     mask = torch.stack([s["mask"] for s in samples]).to(trainer.device)
     cuda = trainer.device.type == "cuda"
-    timing = time_steps(lambda i: trainer.step(trainer.generator, trainer.discriminator, image, mask, iteration=i),
+    trainer.iteration = 0
+    models = trainer.models
+    timing = time_steps(lambda i: trainer.step(models["generator"], models["discriminator"], image, mask, iteration=i),
                         trainer.device, warmup, iters)
     times = timing["step_times_s"]
     return {
         "variant": variant, "device": torch.cuda.get_device_name() if cuda else "cpu", "batch": batch, "size": size,
         "step_ms_median": 1000 * timing["median_step_s"], "step_ms_min": 1000 * min(times),
         "peak_memory_gib": timing["peak_memory_gib"],
-        "generator_parameters": sum(p.numel() for p in trainer.generator.parameters()),
-        "discriminator_parameters": sum(p.numel() for p in trainer.discriminator.parameters()),
-        "losses": timing["last"], "torch": torch.__version__,
+        "generator_parameters": sum(p.numel() for p in models["generator"].parameters()),
+        "discriminator_parameters": sum(p.numel() for p in models["discriminator"].parameters()),
+        "losses": {k: float(v) for k, v in timing["last"].items()}, "torch": torch.__version__,
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from ..masks import seeded_mask  # noqa: E402
 from ..metrics import MetricSums, image_metrics  # noqa: E402
 from ..models import complete  # noqa: E402
 from ..predict import VARIANT_LABELS  # noqa: E402
-from ..trainer import Trainer  # noqa: E402
+from ..engine import InpaintingTrainer  # noqa: E402
 
 VARIANT_CONFIGS = {"baseline": "tiny_deconv", "CARAFE": "tiny_carafe", "PartialConv": "tiny_partialconv"}
 
@@ -57,14 +58,22 @@ def mean_colour_fill(val) -> dict:
     return sums.means(torch.device("cpu"))
 
 
+def evaluate_untrained(trainer: InpaintingTrainer) -> dict:
+    """The generator at initialization, evaluated like the trained one (with PreciseBN statistics where the config
+    recomputes them)."""
+    if trainer.cfg.TEST.PRECISE_BN.ENABLED:
+        trainer.precise_bn()
+    return trainer.evaluate()
+
+
 def training_curves(runs: dict[str, Path], path: Path) -> None:
     fig, (loss_ax, psnr_ax) = plt.subplots(1, 2, figsize=(9, 3.3))
     for name, folder in runs.items():
         records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-        train = [r for r in records if "split" not in r]
-        val = [r for r in records if r.get("split") == "val"]
+        train = [r for r in records if "loss_l1_hole" in r]
+        val = [r for r in records if "model/psnr" in r]
         loss_ax.plot([r["iteration"] for r in train], [r["loss_l1_hole"] for r in train], label=name)
-        psnr_ax.plot([r["iteration"] for r in val], [r["val_psnr"] for r in val], "o-", label=name)
+        psnr_ax.plot([r["iteration"] for r in val], [r["model/psnr"] for r in val], "o-", label=name)
     loss_ax.set(xlabel="iteration", ylabel="L1 in the hole ([-1, 1] scale)", title="training loss")
     psnr_ax.set(xlabel="iteration", ylabel="PSNR (dB)", title="held-out photographs")
     for ax in (loss_ax, psnr_ax):
@@ -75,7 +84,7 @@ def training_curves(runs: dict[str, Path], path: Path) -> None:
 
 
 @torch.no_grad()
-def figure4(trainers: dict[str, Trainer], path: Path, rows: int = 4) -> None:
+def figure4(trainers: dict[str, InpaintingTrainer], path: Path, rows: int = 4) -> None:
     """The paper's Figure 4 on held-out photographs: pairs with one image each (every masks_per_image-th pair)."""
     val = next(iter(trainers.values())).val_set
     pairs = [val[i] for i in range(0, len(val), val.masks_per_image)][:rows]
@@ -83,7 +92,7 @@ def figure4(trainers: dict[str, Trainer], path: Path, rows: int = 4) -> None:
     masks = [p["mask"] for p in pairs]
     outputs, scores = {}, {}
     for name, trainer in trainers.items():
-        generator = trainer.generator.eval()
+        generator = trainer.models["generator"].eval()
         outputs[name] = [complete(generator(i[None], m[None]), i[None], m[None])[0] for i, m in zip(images, masks)]
         scores[name] = [image_metrics(o[None], i[None], m[None])["psnr"].item()
                         for o, i, m in zip(outputs[name], images, masks)]
@@ -119,12 +128,11 @@ def main(argv=None) -> int:
         log(f"\n{name}: {VARIANT_LABELS[(cfg.MODEL.UPSAMPLER, cfg.MODEL.CONV)]} generator, "
             f"{cfg.SOLVER.MAX_ITER} iterations")
         tic = time.perf_counter()
-        trainer = Trainer(cfg)
         # start clean: the demo's numbers are those of a fresh run of the shipped configs
-        for stale in ("metrics.jsonl", "last_checkpoint"):
-            (trainer.output_dir / stale).unlink(missing_ok=True)
-        trainer.output_dir.mkdir(parents=True, exist_ok=True)
-        untrained[name] = trainer.evaluate(0)["model"]
+        shutil.rmtree(cfg.OUTPUT_DIR, ignore_errors=True)
+        trainer = InpaintingTrainer(cfg)
+        untrained[name] = evaluate_untrained(trainer)["model"]
+        trainer.resume_or_load(resume=False)
         results[name] = trainer.train()
         seconds[name] = time.perf_counter() - tic
         trainers[name], runs[name] = trainer, trainer.output_dir
@@ -146,10 +154,11 @@ def main(argv=None) -> int:
     val = reference.val_set
     summary = {
         "data": {"train": "embedded photographs (skimage.data)", "validation_pairs": len(val),
-                 "image_size": reference.cfg.DATA.IMAGE_SIZE},
+                 "image_size": reference.cfg.DATASETS.IMAGE_SIZE},
         "masks": mask_stats,
         "metrics": rows,
-        "parameters": {name: sum(p.numel() for p in t.generator.parameters()) for name, t in trainers.items()},
+        "parameters": {name: sum(p.numel() for p in t.models["generator"].parameters())
+                       for name, t in trainers.items()},
         "iterations": {name: t.cfg.SOLVER.MAX_ITER for name, t in trainers.items()},
         "train_seconds": seconds,
         "seconds": time.perf_counter() - started,
@@ -157,8 +166,8 @@ def main(argv=None) -> int:
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=2))
     lines = ["# carafe-inpaint demo", "",
-             f"Tiny Global&Local models trained on the embedded photographs ({reference.cfg.DATA.IMAGE_SIZE}x"
-             f"{reference.cfg.DATA.IMAGE_SIZE} views), evaluated on {len(val)} fixed (image, free-form mask) pairs "
+             f"Tiny Global&Local models trained on the embedded photographs ({reference.cfg.DATASETS.IMAGE_SIZE}x"
+             f"{reference.cfg.DATASETS.IMAGE_SIZE} views), evaluated on {len(val)} fixed (image, free-form mask) pairs "
              f"of {val.num_images} held-out photographs. Metrics on [0, 1] images; L1 hole = mean absolute error "
              f"inside the hole; 'masked input' is the generator's input (hole at mid-grey), 'mean-colour fill' fills "
              f"each hole with its image's mean known colour (no learning), 'untrained' is each model at "
