@@ -130,6 +130,7 @@ def test_training_stream_is_a_function_of_the_iteration_with_a_flip_per_sample(s
     assert sorted(epoch0) == list(range(48))  # one epoch = every image once
     assert [sample.index for batch in full[12:] for sample in batch] != epoch0[:12]  # reshuffled per epoch
     assert stream(len(dataset), start_iter=7) == full[7:]  # a resumed run continues the stream
+    assert dataset.aspect_ratio_groups() == [0] * 48  # square images: landscape (DATALOADER.ASPECT_RATIO_GROUPING)
     samples = [sample for batch in full[:3] for sample in batch]
     flips = [is_flipped(dataset, sample) for sample in samples]
     assert 0 < sum(flips) < len(flips)

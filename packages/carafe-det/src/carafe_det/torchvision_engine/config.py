@@ -59,7 +59,8 @@ DEFAULTS: dict = {
         "TRAIN": "train2017",
         "TEST": "val2017",
     },
-    "DATALOADER": {"NUM_WORKERS": 4, "FILTER_EMPTY_ANNOTATIONS": True},
+    # ASPECT_RATIO_GROUPING: each batch of landscape or of portrait images only (the engine's sampler groups)
+    "DATALOADER": {"NUM_WORKERS": 4, "FILTER_EMPTY_ANNOTATIONS": True, "ASPECT_RATIO_GROUPING": False},
     "SOLVER": {
         "IMS_PER_BATCH": 16,  # over all processes
         "BASE_LR": 0.02, "MOMENTUM": 0.9, "WEIGHT_DECAY": 0.0001,

@@ -122,8 +122,7 @@ class DetectionTrainer(Trainer):
         if (test_set.category_ids, test_set.class_names) != (self.train_set.category_ids, self.train_set.class_names):
             raise DatasetError(f"{test_set.annotation_file} and {self.train_set.annotation_file} have different "
                                "categories")
-        grouping = cfg.DATALOADER.get("ASPECT_RATIO_GROUPING", False)
-        return self.train_set, self.train_set.aspect_ratio_groups() if grouping else None
+        return self.train_set, self.train_set.aspect_ratio_groups() if cfg.DATALOADER.ASPECT_RATIO_GROUPING else None
 
     collate = staticmethod(collate)
 
