@@ -57,16 +57,18 @@ def barrier() -> None:
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """Sum over processes; a no-op in a single process. Returns a tensor on the input's device (moved to the GPU
-    and back when the backend is NCCL and the tensor lives on the CPU, e.g. metric counts)."""
+    """Sum over processes, as a new tensor on the input's device (the input is left as it is: it may be a model's
+    buffer); the input itself in a single process. On NCCL a CPU tensor (e.g. metric counts) goes to the GPU and
+    back."""
     if get_world_size() == 1:
         return tensor
     if dist.get_backend() == "nccl" and tensor.device.type != "cuda":
         on_gpu = tensor.to(torch.device("cuda", torch.cuda.current_device()))
         dist.all_reduce(on_gpu)
         return on_gpu.to(tensor.device)
-    dist.all_reduce(tensor)
-    return tensor
+    total = tensor.clone()
+    dist.all_reduce(total)
+    return total
 
 
 def all_reduce_mean(tensor: torch.Tensor) -> torch.Tensor:
