@@ -11,7 +11,7 @@ from carafe_ops.nn import Interpolate
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from carafe_det.modules import CARAFEFPN, CARAFESettings, DeconvUpsample, MaskUpsamplePredictor, build_mask_upsampler
+from carafe_det.modeling import CARAFEFPN, CARAFESettings, DeconvUpsample, MaskUpsamplePredictor, build_mask_upsampler
 
 RESNET50_WIDTHS = [256, 512, 1024, 2048]
 

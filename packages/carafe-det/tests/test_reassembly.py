@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from carafe_det.modules import CARAFEFPN, CARAFESettings
+from carafe_det.modeling import CARAFEFPN, CARAFESettings
 from carafe_det.reassembly import reassembled_units, reassembly_figure, top_down_kernels
 
 

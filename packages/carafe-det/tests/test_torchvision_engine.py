@@ -13,7 +13,7 @@ from carafe_ops.nn import Interpolate
 from torchvision.models.detection import FasterRCNN, MaskRCNN
 
 from carafe_det.configs import CONFIG_DIR, config_path
-from carafe_det.modules import DeconvUpsample, MaskUpsamplePredictor
+from carafe_det.modeling import DeconvUpsample, MaskUpsamplePredictor
 from carafe_det.torchvision_engine import (CocoDetectionDataset, build_model, checkpoint_kind, load_model_weights,
                                            load_torchvision_config)
 from carafe_det.torchvision_engine.evaluate import score

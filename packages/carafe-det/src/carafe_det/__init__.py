@@ -1,13 +1,13 @@
 """carafe-det: Faster R-CNN and Mask R-CNN with CARAFE in the FPN top-down pathway and the mask head.
 
-- `carafe_det.modules`: the framework-neutral modules (CARAFEFPN, MaskUpsamplePredictor), nearest/deconv
+- `carafe_det.modeling`: the framework-neutral modules (CARAFEFPN, MaskUpsamplePredictor), nearest/deconv
   baselines and CARAFE on one code path.
 - `carafe_det.torchvision_engine`: the four models on torchvision's Faster/Mask R-CNN, trained by carafe-det-train.
 - `carafe_det.detectron2_project`: the detectron2 project (registries, add_carafe_config); needs detectron2,
   which this package does not import unless asked to.
 """
 
-from .modules import CARAFEFPN, CARAFESettings, MaskUpsamplePredictor, build_mask_upsampler, build_upsampler
+from .modeling import CARAFEFPN, CARAFESettings, MaskUpsamplePredictor, build_mask_upsampler, build_upsampler
 
 __version__ = "0.1.0"
 

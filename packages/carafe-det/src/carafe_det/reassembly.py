@@ -23,7 +23,7 @@ from carafe_ops import CARAFEPack  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from .inference import TorchvisionPredictor, image_tensor  # noqa: E402
-from .modules import CARAFEFPN  # noqa: E402
+from .modeling import CARAFEFPN  # noqa: E402
 
 
 @dataclass

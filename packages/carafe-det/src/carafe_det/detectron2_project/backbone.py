@@ -6,7 +6,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 from detectron2.modeling.backbone.resnet import build_resnet_backbone
 
-from ..modules import CARAFEFPN, CARAFESettings
+from ..modeling import CARAFEFPN, CARAFESettings
 
 
 class CARAFEFPNBackbone(Backbone):

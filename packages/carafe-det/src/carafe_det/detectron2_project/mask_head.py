@@ -10,7 +10,7 @@ from detectron2.modeling.roi_heads.mask_head import ROI_MASK_HEAD_REGISTRY, Base
 from fvcore.nn import weight_init
 from torch import nn
 
-from ..modules import CARAFESettings, MaskUpsamplePredictor
+from ..modeling import CARAFESettings, MaskUpsamplePredictor
 
 
 @ROI_MASK_HEAD_REGISTRY.register()

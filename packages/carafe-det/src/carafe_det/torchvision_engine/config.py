@@ -7,7 +7,7 @@ from pathlib import Path
 
 from carafe_engine import CfgNode, ConfigError, load_config, set_choices
 
-from ..modules import FPN_UPSAMPLERS, MASK_UPSAMPLERS, TOP_LEVELS
+from ..modeling import FPN_UPSAMPLERS, MASK_UPSAMPLERS, TOP_LEVELS
 from .model import BACKBONES
 
 ENGINE_NAME = "torchvision"

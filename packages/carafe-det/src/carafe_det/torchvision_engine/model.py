@@ -20,7 +20,7 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
 
-from ..modules import CARAFEFPN, CARAFESettings, MaskUpsamplePredictor
+from ..modeling import CARAFEFPN, CARAFESettings, MaskUpsamplePredictor
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
 BACKBONES = RESNETS + ("tiny",)
