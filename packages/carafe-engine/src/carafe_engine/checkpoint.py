@@ -40,6 +40,14 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     return path
 
 
+def load_problem(error: Exception) -> str:
+    """What torch.load's error says, in one line (its weights_only refusal is a page of advice)."""
+    text = str(error).strip()
+    if text.startswith("Weights only load failed"):
+        return "torch.load(weights_only=True) refused it: it is not a file of tensors written by torch.save"
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def load_checkpoint(path: str | Path, map_location="cpu", kind: str | None = None) -> dict[str, Any]:
     """Loads with weights_only=True. kind: when given, the checkpoint's 'kind' entry must equal it (so that a
     checkpoint of another model or package gives a clear error instead of a wall of missing keys)."""
@@ -49,7 +57,7 @@ def load_checkpoint(path: str | Path, map_location="cpu", kind: str | None = Non
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means the file is not ours
-        raise CheckpointError(f"{path} is not a readable checkpoint: {error}") from None
+        raise CheckpointError(f"{path} is not a readable checkpoint: {load_problem(error)}") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} does not hold a checkpoint dict")
     if kind is not None and state.get("kind") != kind:
@@ -129,7 +137,7 @@ def load_pretrained(module: torch.nn.Module, path: str | Path, what: str = "MODE
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means it is not a state dict
-        raise CheckpointError(f"{what}: {path} is not a readable state dict: {error}") from None
+        raise CheckpointError(f"{what}: {path} is not a readable state dict: {load_problem(error)}") from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
