@@ -107,3 +107,20 @@ def test_sampler_groups_batches_and_checks_the_batch_size():
         TrainingSampler(12, 3, seed=0, max_iter=1, world_size=2)
     with pytest.raises(ConfigError, match="too few images"):
         TrainingSampler(3, 4, seed=0, max_iter=1)
+
+
+def test_a_user_error_in_a_worker_process_is_one_line_in_the_launching_one(tmp_path, capsys):
+    """Each process finds 3 training images for batches of 4: a ConfigError in the spawned processes."""
+    from carafe_engine import train_command
+
+    status = train_command(TooFewImages, lambda path, opts: toy_config(tmp_path), "toy-train", "toy",
+                           ["--num-gpus", "2"])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(error) == 1 and error[0].startswith("toy-train: error: the training set has too few")
+
+
+class TooFewImages(ToyTrainer):
+    def build_train_data(self):
+        from toy_task import Points
+
+        return Points(size=3), None

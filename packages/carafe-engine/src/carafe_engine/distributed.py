@@ -5,6 +5,7 @@ environment already describes the process group and `launch` just joins it."""
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import socket
 import sys
@@ -96,6 +97,11 @@ class RendezvousError(RuntimeError):
     """The processes of a launch did not all meet at the dist_url in time."""
 
 
+class WorkerUserError(RuntimeError):
+    """A user error (carafe_engine.USER_ERRORS: a config key, a dataset, a checkpoint) raised in a process that
+    launch spawned, re-raised in the launching process with the worker's one-line message."""
+
+
 def _host_port(dist_url: str) -> tuple[str, int]:
     """HOST and PORT of tcp://HOST:PORT; ValueError otherwise."""
     parts = urlsplit(dist_url)
@@ -182,17 +188,27 @@ def _worker(local_rank, main_func, world_size, per_machine, machine_rank, dist_u
     store = _rendezvous(dist_url, rank, world_size, rendezvous_timeout)
     store.set_timeout(timeout)  # from here on the process group's, as init_process_group's own rendezvous does
     dist.init_process_group(_backend(), store=store, world_size=world_size, rank=rank, timeout=timeout)
+    from .errors import USER_ERRORS
+
     try:
         main_func(*args)
+    except USER_ERRORS as error:
+        if isinstance(error, RendezvousError):
+            raise
+        raise WorkerUserError(str(error).replace("\n", " ")) from None
     finally:
         dist.destroy_process_group()
 
 
-def _child_rendezvous_error(error: mp.ProcessRaisedException) -> str | None:
-    """The message of a RendezvousError a spawned process raised (the last line of its traceback), else None."""
+def _child_user_error(error: mp.ProcessRaisedException) -> Exception | None:
+    """The RendezvousError or WorkerUserError a spawned process raised (the last line of its traceback), else
+    None."""
     lines = str(error).strip().splitlines()
-    prefix = f"{RendezvousError.__module__}.{RendezvousError.__qualname__}: "
-    return lines[-1][len(prefix):] if lines and lines[-1].startswith(prefix) else None
+    for kind in (RendezvousError, WorkerUserError):
+        prefix = f"{kind.__module__}.{kind.__qualname__}: "
+        if lines and lines[-1].startswith(prefix):
+            return kind(lines[-1][len(prefix):])
+    return None
 
 
 def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1, machine_rank: int = 0,
@@ -223,12 +239,18 @@ def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1
         return main_func(*args)
     if dist_url == "auto":
         dist_url = f"tcp://127.0.0.1:{_free_port()}"
+    # torch logs a warning for each process it terminates after another one failed; the error says what happened
+    spawn_log = logging.getLogger("torch.multiprocessing.spawn")
+    level = spawn_log.level
+    spawn_log.setLevel(logging.ERROR)
     try:
         mp.start_processes(_worker, nprocs=num_gpus_per_machine, start_method="spawn", daemon=False,
                            args=(main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args, timeout,
                                  rendezvous_timeout))
     except mp.ProcessRaisedException as error:
-        message = _child_rendezvous_error(error)
-        if message is None:
+        user_error = _child_user_error(error)
+        if user_error is None:
             raise
-        raise RendezvousError(message) from None
+        raise user_error from None
+    finally:
+        spawn_log.setLevel(level)

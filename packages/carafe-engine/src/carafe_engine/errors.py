@@ -9,15 +9,17 @@ from typing import Callable
 
 from .checkpoint import CheckpointError
 from .config import ConfigError
-from .distributed import RendezvousError
+from .distributed import RendezvousError, WorkerUserError
 
 
 class DatasetError(ValueError):
     """A dataset folder, annotation file, image or mask that is missing or malformed."""
 
 
-# a rendezvous that timed out: launch arguments that do not fit together across machines
-USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, CheckpointError, DatasetError, RendezvousError)
+# a rendezvous that timed out: launch arguments that do not fit together across machines; WorkerUserError: one of
+# the others, raised in a process that launch spawned
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, CheckpointError, DatasetError, RendezvousError,
+                                                WorkerUserError)
 
 
 def report_user_errors(prog: str, function: Callable[[], int | None]) -> int:
