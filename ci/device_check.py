@@ -446,22 +446,22 @@ class DeviceCheck:
         work = self.work / "step"
         if self.gpu:
             return [
-                ("det", ["-m", "carafe_det.step_benchmark", "--warmup", "2", "--steps", "5", "--output",
+                ("det", ["-m", "carafe_det.cli.step_benchmark", "--warmup", "2", "--steps", "5", "--output",
                          work / "det.json"], work / "det.json"),
                 ("seg", ["-m", "carafe_seg.cli.step_benchmark", "--warmup", "2", "--steps", "5", "--output",
                          work / "seg.json"], work / "seg.json"),
-                ("inpaint", ["-m", "carafe_inpaint.step_benchmark", "--warmup", "2", "--iters", "5", "--output",
+                ("inpaint", ["-m", "carafe_inpaint.cli.step_benchmark", "--warmup", "2", "--steps", "5", "--output",
                              work / "inpaint.json"], work / "inpaint.json"),
             ]
         return [
-            ("det", ["-m", "carafe_det.step_benchmark", "--device", "cpu", "--size", "128", "160", "--warmup", "0",
+            ("det", ["-m", "carafe_det.cli.step_benchmark", "--device", "cpu", "--size", "128", "160", "--warmup", "0",
                      "--steps", "1", "--output", work / "det.json", "torchvision/tiny_shapes_mask_rcnn.yaml",
                      "torchvision/tiny_shapes_mask_rcnn_carafe.yaml"], work / "det.json"),
             ("seg", ["-m", "carafe_seg.cli.step_benchmark", "--device", "cpu", "--size", "96", "128", "--warmup", "0",
                      "--steps", "1", "--output", work / "seg.json", "tiny.yaml", "tiny_carafe.yaml"], work / "seg.json"),
-            ("inpaint", ["-m", "carafe_inpaint.step_benchmark", "--device", "cpu", "--batch", "2", "--size", "64",
-                         "--warmup", "0", "--iters", "1", "--variants", "deconv", "carafe", "--output",
-                         work / "inpaint.json"], work / "inpaint.json"),
+            ("inpaint", ["-m", "carafe_inpaint.cli.step_benchmark", "--device", "cpu", "--batch", "2", "--size", "64",
+                         "64", "--warmup", "0", "--steps", "1", "--output", work / "inpaint.json", "places_deconv.yaml",
+                         "places_carafe.yaml"], work / "inpaint.json"),
         ]
 
     def step_step_benchmarks(self) -> tuple[str, dict]:
@@ -775,7 +775,7 @@ def training_specs(gpu: bool, work: Path) -> list[TrainingSpec]:
     resume it; on the CPU a handful of iterations on a few images."""
     iterations, period = (200, 20) if gpu else (6, 2)
     device = "cuda" if gpu else "cpu"
-    seg_data, det_data = work / "data-seg", work / "data-det"
+    seg_data, det_data, inpaint_data = work / "data-seg", work / "data-det", work / "data-inpaint"
     return [
         TrainingSpec("seg", "carafe_seg.cli.train", "tiny_carafe.yaml",
                      ["DATASETS.ROOT", str(seg_data), "OUTPUT_DIR", str(work / "seg"), "SOLVER.EPOCHS", "1",
@@ -784,20 +784,26 @@ def training_specs(gpu: bool, work: Path) -> list[TrainingSpec]:
                      work / "seg", iterations, "eval.json", {"mIoU": "mIoU", "pixel_accuracy": "pixel_accuracy"},
                      ["-m", "carafe_seg.cli.make_data", "--output", str(seg_data), "--train", "32" if gpu else "4",
                       "--val", "8" if gpu else "2"]),
-        TrainingSpec("det", "carafe_det.train", "torchvision/tiny_shapes_mask_rcnn_carafe.yaml",
+        TrainingSpec("det", "carafe_det.cli.train", "torchvision/tiny_shapes_mask_rcnn_carafe.yaml",
                      ["DATASETS.ROOT", str(det_data), "OUTPUT_DIR", str(work / "det"), "MODEL.DEVICE", device,
                       "SOLVER.MAX_ITER", str(iterations), "SOLVER.CHECKPOINT_PERIOD", str(period),
                       "SOLVER.WARMUP_ITERS", str(period), "SOLVER.IMS_PER_BATCH", "8" if gpu else "2"],
                      work / "det", iterations, "eval.json", {"box AP50": "bbox.AP50", "mask AP50": "segm.AP50"},
-                     ["-m", "carafe_det.data.shapes", "--output", str(det_data), "--train", "64" if gpu else "4",
+                     ["-m", "carafe_det.cli.make_data", "--output", str(det_data), "--train", "64" if gpu else "4",
                       "--val", "16" if gpu else "2", "--size", "128" if gpu else "96"]),
-        TrainingSpec("inpaint", "carafe_inpaint.train_net", "tiny_carafe",
-                     ["OUTPUT_DIR", str(work / "inpaint"), "DEVICE", device, "SOLVER.MAX_ITER", str(iterations),
+        TrainingSpec("inpaint", "carafe_inpaint.cli.train", "tiny_carafe.yaml",
+                     ["DATASETS.TRAIN", str(inpaint_data / "photos" / "train"), "DATASETS.VAL",
+                      str(inpaint_data / "photos" / "val"), "DATASETS.VAL_MASKS", str(inpaint_data / "masks"),
+                      "OUTPUT_DIR", str(work / "inpaint"), "MODEL.DEVICE", device, "SOLVER.MAX_ITER", str(iterations),
                       "SOLVER.CHECKPOINT_PERIOD", str(period), "TEST.EVAL_PERIOD", str(iterations),
-                      "VIS.PERIOD", str(iterations), *(() if gpu else ("DATA.IMAGE_SIZE", "32", "SOLVER.IMS_PER_BATCH",
-                                                                         "2", "DATA.VAL_MASKS_PER_IMAGE", "1",
+                      "VIS.PERIOD", str(iterations), *(() if gpu else ("DATASETS.IMAGE_SIZE", "32",
+                                                                         "SOLVER.IMS_PER_BATCH", "2",
+                                                                         "DATASETS.VAL_MASKS_PER_IMAGE", "1",
                                                                          "TEST.PRECISE_BN.NUM_ITER", "2"))],
-                     work / "inpaint", iterations, "eval_results.json", {"PSNR": "model.psnr", "SSIM": "model.ssim"}),
+                     work / "inpaint", iterations, "eval.json", {"PSNR": "model.psnr", "SSIM": "model.ssim"},
+                     ["-m", "carafe_inpaint.cli.make_data", "--output", str(inpaint_data / "masks"), "--count",
+                      "48" if gpu else "3", "--size", "64" if gpu else "32", "--photographs",
+                      str(inpaint_data / "photos")]),
     ]
 
 

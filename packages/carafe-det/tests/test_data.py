@@ -13,7 +13,8 @@ from carafe_engine import ConfigError, TrainingSampler
 from pycocotools import mask as mask_util
 
 from carafe_det.data import DatasetError, load_annotations, locate_split, read_image
-from carafe_det.data.shapes import CLASSES, main as shapes_main, write_split
+from carafe_det.cli.make_data import main as shapes_main
+from carafe_det.data.shapes import CLASSES, write_split
 from carafe_det.torchvision_engine.data import CocoDetectionDataset
 
 

@@ -23,8 +23,8 @@ from carafe_det.configs import config_path  # noqa: E402
 from carafe_det.data import DatasetError  # noqa: E402
 from carafe_det.detectron2_project import (CARAFEFPNBackbone, CARAFEMaskHead, add_carafe_config,  # noqa: E402
                                            load_detectron2_config, register_coco_folder, register_config_datasets)
-from carafe_det.predict import main as predict_main  # noqa: E402
-from carafe_det.train import main as train_main  # noqa: E402
+from carafe_det.cli.predict import main as predict_main  # noqa: E402
+from carafe_det.cli.train import main as train_main  # noqa: E402
 
 PAPER = ("faster_rcnn_R_50_FPN_1x", "faster_rcnn_R_50_FPN_carafe_1x", "mask_rcnn_R_50_FPN_1x",
          "mask_rcnn_R_50_FPN_carafe_1x")
@@ -181,7 +181,7 @@ def test_train_and_evaluate_with_detectron2(shapes_root, tmp_path):
     assert all({"bbox", "segmentation", "score", "category_id"} <= set(r) for r in results)
     # carafe-det-predict draws a detectron2 model's detections (given its config file)
     image = shapes_root / "val" / "000001.png"
-    assert predict_main(["--checkpoint", str(output / "model_final.pth"), "--config-file",
+    assert predict_main(["--weights", str(output / "model_final.pth"), "--config-file",
                          "detectron2/tiny_shapes_mask_rcnn_carafe.yaml", "--score-thresh", "0",
                          "--input", str(image), "--output", str(tmp_path / "pictures"),
                          "DATASETS.COCO_ROOT", str(shapes_root), *opts[4:]]) == 0

@@ -12,7 +12,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from carafe_det.configs import config_path
 from carafe_det.torchvision_engine import CocoDetectionDataset, build_model, load_torchvision_config
-from carafe_det.train import main as train_main
+from carafe_det.cli.train import main as train_main
 from conftest import tiny_opts
 
 

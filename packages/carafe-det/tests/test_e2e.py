@@ -15,9 +15,9 @@ import pytest
 import torch
 from carafe_engine import last_checkpoint
 
-from carafe_det.predict import main as predict_main
-from carafe_det.train import main as train_main
-from carafe_det.visualize import main as visualize_main
+from carafe_det.cli.predict import main as predict_main
+from carafe_det.cli.train import main as train_main
+from carafe_det.cli.visualize import main as visualize_main
 from conftest import PYTHON, SUBPROCESS_ENV, tiny_opts
 
 TINY = "torchvision/tiny_shapes_mask_rcnn_carafe.yaml"
@@ -65,7 +65,7 @@ def test_training_writes_checkpoints_metrics_and_an_evaluation(trained):
 
 def test_a_killed_run_resumes_to_the_uninterrupted_weights(trained, shapes_root, tmp_path):
     output = tmp_path / "killed"
-    args = command("carafe_det.train", "--engine", "torchvision", "--config-file", TINY,
+    args = command("carafe_det.cli.train", "--engine", "torchvision", "--config-file", TINY,
                    *tiny_opts(shapes_root, output, 8), "SOLVER.CHECKPOINT_PERIOD", 2)
     process = subprocess.Popen(args, env=SUBPROCESS_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
@@ -123,7 +123,7 @@ def test_eval_only_resumes_the_output_directorys_last_checkpoint(trained, shapes
 
 def test_predict_draws_one_model_or_two_side_by_side(trained, shapes_root, tmp_path):
     images = [shapes_root / "val" / "000001.png", shapes_root / "val" / "000002.png"]
-    assert predict("--checkpoint", trained / "model_0000002.pth", "--checkpoint", trained / "model_final.pth",
+    assert predict("--weights", trained / "model_0000002.pth", trained / "model_final.pth",
                    "--titles", "early", "final", "--score-thresh", "0.0", "--input", *images,
                    "--output", tmp_path / "pairs") == 0
     for image in images:
@@ -133,14 +133,14 @@ def test_predict_draws_one_model_or_two_side_by_side(trained, shapes_root, tmp_p
     assert set(records[0]["models"]) == {"early", "final"}
     detection = records[0]["models"]["final"][0]
     assert detection["class"] in {"circle", "triangle", "square"} and len(detection["box"]) == 4
-    assert predict("--checkpoint", trained / "model_final.pth", "--input", shapes_root / "val",
+    assert predict("--weights", trained / "model_final.pth", "--input", shapes_root / "val",
                    "--output", tmp_path / "single") == 0
     assert len(list((tmp_path / "single").glob("*.png"))) == 12
 
 
 def test_visualize_draws_the_reassembly_of_chosen_locations(trained, shapes_root, tmp_path):
     output = tmp_path / "figure1.png"
-    assert visualize_main(["--checkpoint", str(trained / "model_final.pth"), "--input",
+    assert visualize_main(["--weights", str(trained / "model_final.pth"), "--input",
                            str(shapes_root / "val" / "000001.png"), "--points", "30,40", "60,20", "--output",
                            str(output)]) == 0
     assert output.stat().st_size > 5000
@@ -176,8 +176,8 @@ def test_a_checkpoint_of_another_model_is_refused_at_the_command_line(trained, s
 def test_predict_names_an_image_it_cannot_decode_and_a_missing_input(trained, tmp_path, capsys):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not really a jpeg")
-    assert predict("--checkpoint", trained / "model_final.pth", "--input", broken, "--output", tmp_path / "o") == 2
+    assert predict("--weights", trained / "model_final.pth", "--input", broken, "--output", tmp_path / "o") == 2
     assert f"carafe-det-predict: error: cannot decode image {broken}" in capsys.readouterr().err
-    assert predict("--checkpoint", trained / "model_final.pth", "--input", tmp_path / "nope.png", "--output",
+    assert predict("--weights", trained / "model_final.pth", "--input", tmp_path / "nope.png", "--output",
                    tmp_path / "o") == 2
     assert f"--input {tmp_path / 'nope.png'}: no such file or folder" in capsys.readouterr().err

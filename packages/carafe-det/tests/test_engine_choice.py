@@ -8,7 +8,7 @@ import pytest
 from carafe_engine import ConfigError
 
 from carafe_det.configs import CONFIG_DIR, config_path, declared_engine, detectron2_available, resolve_config_path
-from carafe_det.train import pick_engine
+from carafe_det.cli.train import pick_engine
 from conftest import PYTHON, SUBPROCESS_ENV
 
 
@@ -41,9 +41,9 @@ def test_carafe_det_works_without_detectron2(tmp_path):
     script = f"""
 import sys
 sys.modules["detectron2"] = None  # as if it were not installed
-import carafe_det, carafe_det.torchvision_engine, carafe_det.predict, carafe_det.visualize
+import carafe_det, carafe_det.torchvision_engine, carafe_det.cli.predict, carafe_det.cli.visualize
 from carafe_det.configs import detectron2_available
-from carafe_det.train import main, pick_engine
+from carafe_det.cli.train import main, pick_engine
 assert not detectron2_available()
 assert pick_engine("auto", {str(config_path("detectron2/mask_rcnn_R_50_FPN_1x.yaml"))!r}) == "torchvision"
 try:

@@ -14,7 +14,7 @@ import pytest
 from carafe_det.configs import config_path
 from carafe_det.data.shapes import make_shapes_dataset
 from carafe_det.torchvision_engine import DetectionTrainer, load_torchvision_config
-from carafe_det.train import main as train_main
+from carafe_det.cli.train import main as train_main
 
 CARAFE = "torchvision/tiny_shapes_mask_rcnn_carafe.yaml"
 

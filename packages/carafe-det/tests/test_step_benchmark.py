@@ -6,7 +6,8 @@ import json
 
 import torch
 
-from carafe_det.step_benchmark import main, random_batch
+from carafe_det.cli.step_benchmark import main
+from carafe_det.torchvision_engine.benchmark import random_batch
 
 
 def test_random_batch_boxes_and_masks_fit_the_images():

@@ -128,3 +128,12 @@ def model_reassembly(predictor: TorchvisionPredictor, image: np.ndarray, level: 
     while len(strides) < len(model.backbone.fpn.lateral_convs):
         strides.append(strides[-1] * 2)
     return top_down_kernels(model.backbone.fpn, features, level, strides), scale
+
+
+def default_points(predictor: TorchvisionPredictor, image: np.ndarray, count: int = 3) -> list[tuple[float, float]]:
+    """Centre and left-edge midpoint of the top `count` detections (an object's inside and its boundary)."""
+    detections = predictor(image)
+    points = []
+    for x0, y0, x1, y1 in detections.boxes[:count]:
+        points += [((x0 + x1) / 2, (y0 + y1) / 2), (x0, (y0 + y1) / 2)]
+    return points or [(image.shape[1] / 2, image.shape[0] / 2)]

@@ -1,6 +1,6 @@
 """A COCO-format dataset folder, checked before anything trains on it.
 
-Layout (COCO's own, and what carafe-det-shapes writes):
+Layout (COCO's own, and what carafe-det-make-data writes):
 
     ROOT/annotations/instances_<split>.json     e.g. instances_train2017.json, instances_val2017.json
     ROOT/<split>/<file_name>                    the images the json's "images" list names

@@ -2,7 +2,7 @@
 instance masks on textured backgrounds. The shapes' colours are random and overlap the backgrounds' colour
 range, so a detector has to use shape (edges and corners), not colour.
 
-    carafe-det-shapes --output data/shapes --train 400 --val 100 --size 128
+    carafe-det-make-data --output data/shapes --train 400 --val 100 --size 128
 
 writes data/shapes/annotations/instances_{train,val}.json and data/shapes/{train,val}/*.png, the same layout as
 COCO, so both engines read it with their ordinary COCO path.
@@ -10,7 +10,6 @@ COCO, so both engines read it with their ordinary COCO path.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -100,19 +99,3 @@ def make_shapes_dataset(root: str | Path, train: int = 400, val: int = 100, size
     write_split(root, "val", val, size, seed + 1_000_003)
     return root
 
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="carafe-det-shapes", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, required=True, help="the dataset folder to write")
-    parser.add_argument("--train", type=int, default=400, help="training images")
-    parser.add_argument("--val", type=int, default=100, help="validation images")
-    parser.add_argument("--size", type=int, default=128, help="image side in pixels")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    make_shapes_dataset(args.output, args.train, args.val, args.size, args.seed)
-    print(f"wrote {args.output}: {args.train} train and {args.val} val images, classes {', '.join(CLASSES)}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

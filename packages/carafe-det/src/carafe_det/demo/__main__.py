@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from ..configs import resolve_config_path  # noqa: E402
 from ..data.coco_folder import read_image  # noqa: E402
 from ..data.shapes import make_shapes_dataset  # noqa: E402
-from ..drawing import save_detections  # noqa: E402
+from ..visualization import save_detections  # noqa: E402
 from ..inference import TorchvisionPredictor  # noqa: E402
 from ..reassembly import model_reassembly, reassembly_figure  # noqa: E402
 from ..torchvision_engine import CocoDetectionDataset, DetectionTrainer, load_torchvision_config  # noqa: E402
@@ -51,7 +51,7 @@ def run_opts(data: Path, output: Path, opts: list[str]) -> list[str]:
 
 
 def train_command(name: str, data: Path, output: Path, opts: list[str]) -> list[str]:
-    return [sys.executable, "-m", "carafe_det.train", "--engine", "torchvision", "--config-file", MODELS[name],
+    return [sys.executable, "-m", "carafe_det.cli.train", "--engine", "torchvision", "--config-file", MODELS[name],
             *run_opts(data, output, opts)]
 
 

@@ -19,8 +19,8 @@ import os
 from carafe_engine import (ConfigError, check_training_output_dir, default_argument_parser, launch,
                            report_user_errors, run_trainer)
 
-from .configs import declared_engine, detectron2_available, resolve_config_path
-from .torchvision_engine import DetectionTrainer, load_torchvision_config
+from ..configs import declared_engine, detectron2_available, resolve_config_path
+from ..torchvision_engine import DetectionTrainer, load_torchvision_config
 
 PROG = "carafe-det-train"
 ENGINES = ("auto", "torchvision", "detectron2")
@@ -60,7 +60,7 @@ def main(argv=None):
         # CPU workers (gloo) share the cores; torchrun makes the same choice
         os.environ["OMP_NUM_THREADS"] = "1"
     if engine == "detectron2":
-        from .detectron2_project.train_net import run
+        from ..detectron2_project.train_net import run
 
         return report_user_errors(PROG, lambda: run(args))
     return report_user_errors(PROG, lambda: run_torchvision(args))
@@ -73,7 +73,8 @@ def run_torchvision(args) -> None:
     if not args.eval_only:
         check_training_output_dir(cfg.OUTPUT_DIR, args.resume)
     launch(run_trainer, args.num_gpus, args.num_machines, args.machine_rank, args.dist_url,
-           args=(DetectionTrainer, cfg, args.resume, args.eval_only))
+           args=(DetectionTrainer, cfg, args.resume, args.eval_only), rendezvous_timeout=args.dist_timeout)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,30 +1,14 @@
-"""carafe-det-step-benchmark: time and peak memory of one training step of the paper's detectors, baseline vs
-CARAFE, at the paper's input size.
-
-    carafe-det-step-benchmark --output det_step_benchmark.json          # on a GPU: the four paper configs
-    carafe-det-step-benchmark --device cpu --size 128 160 --steps 1 --warmup 0 \\
-        torchvision/tiny_shapes_mask_rcnn.yaml torchvision/tiny_shapes_mask_rcnn_carafe.yaml   (a smoke test)
-
-Each torchvision-engine config (default: the four shipped paper configs) is built with random weights (no
-ImageNet file needed) and trained for --warmup + --steps steps, with carafe-det-train's optimizer and step, on a
-random batch of --batch images (default 2: what each of the paper's 8 GPUs holds) of --size H W (default
-800 x 1333: shorter edge 800, longer 1333, which the model's resize keeps) with --objects random boxes and masks
-each. Reports the median step time, the peak memory (CUDA: the allocator's peak; CPU: not measured) and the
-parameter counts, as a table and as JSON.
-"""
+"""Timing of training steps of the detectors on random batches (carafe-det-step-benchmark's measurement)."""
 
 from __future__ import annotations
 
 import torch
-from carafe_engine.benchmark import benchmark_device, save_step_results, step_benchmark_parser, time_steps
+from carafe_engine.benchmark import time_steps
 
-from .configs import resolve_config_path
-from .torchvision_engine.config import load_torchvision_config
-from .torchvision_engine.model import build_model
-from .torchvision_engine.trainer import build_optimizer, train_step
-
-DEFAULT_CONFIGS = [f"torchvision/{name}.yaml" for name in ("faster_rcnn_R_50_FPN_1x", "faster_rcnn_R_50_FPN_carafe_1x",
-                                                          "mask_rcnn_R_50_FPN_1x", "mask_rcnn_R_50_FPN_carafe_1x")]
+from ..configs import resolve_config_path
+from .config import load_torchvision_config
+from .model import build_model
+from .trainer import build_optimizer, train_step
 
 
 def random_batch(batch: int, size: tuple[int, int], objects: int, num_classes: int, with_masks: bool,
@@ -81,26 +65,6 @@ def benchmark_config(config: str, device: torch.device, batch: int, size: tuple[
         "parameters": sum(p.numel() for p in model.parameters()),
         "neck_parameters": sum(p.numel() for p in model.backbone.fpn.parameters()),
         "padded_input": list(padded),
+        "padded": f"{padded[0]}x{padded[1]}",
         "final_loss": timing["last"].item(),
     }
-
-
-def main(argv=None) -> int:
-    parser = step_benchmark_parser("carafe-det-step-benchmark", __doc__, DEFAULT_CONFIGS, (800, 1333))
-    parser.add_argument("--objects", type=int, default=8, help="ground-truth objects per image")
-    args = parser.parse_args(argv)
-    device, name = benchmark_device(args.device)
-    results = [benchmark_config(c, device, args.batch, tuple(args.size), args.objects, args.warmup, args.steps)
-               for c in args.configs]
-    print(f"training step, batch {args.batch} x {args.size[0]}x{args.size[1]}, {name}, torch {torch.__version__}")
-    print(f"{'model':<32}{'step (s)':>10}{'peak GiB':>10}{'params':>12}{'neck':>12}  padded")
-    for r in results:
-        memory = f"{r['peak_memory_gib']:.2f}" if r["peak_memory_gib"] is not None else "-"
-        print(f"{r['model']:<32}{r['median_step_s']:10.3f}{memory:>10}{r['parameters']:12d}{r['neck_parameters']:12d}"
-              f"  {r['padded_input'][0]}x{r['padded_input'][1]}")
-    save_step_results(args, name, results)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,7 +1,7 @@
 """carafe-det-visualize: the paper's Figure 1 for a trained CARAFE model: for example locations of an FPN level,
 the units of the level above that CARAFE reassembles into each, coloured by their weights, on the image.
 
-    carafe-det-visualize --checkpoint out/carafe/model_final.pth --input image.jpg --output figure1.png \\
+    carafe-det-visualize --weights out/carafe/model_final.pth --input image.jpg --output figure1.png \\
         [--level 0] [--points 120,80 200,150]
 
 Without --points the locations are the centres and left edges of the model's top detections.
@@ -12,21 +12,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 from carafe_engine import report_user_errors
 
-from .data.coco_folder import read_image
-from .inference import TorchvisionPredictor
-from .reassembly import model_reassembly, reassembly_figure
-
-
-def default_points(predictor: TorchvisionPredictor, image: np.ndarray, count: int = 3) -> list[tuple[float, float]]:
-    """Centre and left-edge midpoint of the top `count` detections (an object's inside and its boundary)."""
-    detections = predictor(image)
-    points = []
-    for x0, y0, x1, y1 in detections.boxes[:count]:
-        points += [((x0 + x1) / 2, (y0 + y1) / 2), (x0, (y0 + y1) / 2)]
-    return points or [(image.shape[1] / 2, image.shape[0] / 2)]
+from ..data.coco_folder import read_image
+from ..inference import TorchvisionPredictor
+from ..reassembly import default_points, model_reassembly, reassembly_figure
 
 
 def parse_point(text: str) -> tuple[float, float]:
@@ -41,7 +31,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="carafe-det-visualize", description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="a CARAFE model's torchvision-engine checkpoint")
+    parser.add_argument("--weights", required=True, help="a CARAFE model's torchvision-engine checkpoint")
     parser.add_argument("--input", required=True, help="an image")
     parser.add_argument("--output", type=Path, required=True, help="the PNG to write")
     parser.add_argument("--level", type=int, default=0, help="FPN level the CARAFE upsamples into (0: P2)")
@@ -52,7 +42,7 @@ def main(argv=None) -> int:
 
 
 def visualize(args) -> int:
-    predictor = TorchvisionPredictor(args.checkpoint, device=args.device)
+    predictor = TorchvisionPredictor(args.weights, device=args.device)
     image = read_image(args.input)
     points = args.points or default_points(predictor, image)
     reassembly, scale = model_reassembly(predictor, image, args.level)

@@ -1,0 +1,1 @@
+"""The console scripts of carafe-det: argument parsing and a call into the library, nothing more."""
