@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from carafe_engine import CheckpointError, DatasetError, load_checkpoint, load_config, select_device
+from carafe_engine import CheckpointError, ConfigError, DatasetError, load_checkpoint, load_config, select_device
 
 from .configs import declared_engine, detectron2_available, resolve_config_path
 from .torchvision_engine.model import build_model, load_model_weights
@@ -107,7 +107,7 @@ def load_predictor(checkpoint: str | Path, config_file: str | Path | None = None
         config_file = resolve_config_path(str(config_file))
     if config_file is not None and declared_engine(str(config_file)) is None:
         if not detectron2_available():
-            raise SystemExit(f"{config_file} is a detectron2 config, and detectron2 is not installed")
+            raise ConfigError(f"{config_file} is a detectron2 config, and detectron2 is not installed")
         return Detectron2Predictor(config_file, checkpoint, opts, device)
     return TorchvisionPredictor(checkpoint, config_file, opts, device)
 

@@ -3,7 +3,7 @@
 from .benchmark import time_steps
 from .checkpoint import (CheckpointError, check_training_output_dir, find_resume_checkpoint, last_checkpoint,
                          load_checkpoint, load_pretrained, save_and_point, save_checkpoint)
-from .cli import checkpoint_labels, default_argument_parser, load_run_config, predict_argument_parser
+from .cli import CommandLineParser, checkpoint_labels, default_argument_parser, load_run_config, predict_argument_parser
 from .config import CfgNode, Config, ConfigError, add_defaults, get_cfg, load_config, set_choices
 from .distributed import (all_reduce_mean, all_reduce_sum, barrier, get_rank, get_world_size, is_main_process, launch,
                           select_device)
@@ -26,6 +26,7 @@ __all__ = [
     "convert_sync_batchnorm",
     "report_user_errors",
     "run_trainer",
+    "CommandLineParser",
     "add_defaults",
     "predict_argument_parser",
     "progress_bar",

@@ -10,6 +10,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from .cli import CommandLineParser
 from .progress import write_json_atomic
 
 
@@ -43,8 +44,8 @@ def step_benchmark_parser(prog: str, doc: str, configs: Sequence[str], size: tup
     """The arguments the config-driven step benchmarks share: config files, --device, --batch (2 per GPU, as
     the paper), --size H W, --warmup, --steps, --output. doc: the module docstring (first paragraph: the
     description, all of it: the epilog)."""
-    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0], epilog=doc,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandLineParser(prog=prog, description=doc.split("\n\n")[0], epilog=doc,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("configs", nargs="*", default=list(configs), help="config files or shipped config names")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch", type=int, default=2, help="images per step (the paper: 2 per GPU)")

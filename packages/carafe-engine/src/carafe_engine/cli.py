@@ -11,7 +11,15 @@ from .config import ConfigError
 from .distributed import DEFAULT_RENDEZVOUS_TIMEOUT_S, check_launch
 
 
-class LaunchArgumentParser(argparse.ArgumentParser):
+class CommandLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are the contract's: one line `prog: error: message` and exit status 2 (no
+    usage block; --help shows it)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+class LaunchArgumentParser(CommandLineParser):
     """An ArgumentParser whose parse_args also checks the launch flags together (check_launch_args), so that every
     train command refuses a bad combination before it starts a process."""
 
@@ -54,8 +62,8 @@ def predict_argument_parser(prog: str, doc: str) -> argparse.ArgumentParser:
     """The flags every predict command shares: --weights CHECKPOINT..., --input FILE_OR_FOLDER..., --output DIR,
     --titles (one per checkpoint), --limit, --device. doc: the module docstring (its first paragraph is the
     description, all of it the epilog)."""
-    parser = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0], epilog=doc,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandLineParser(prog=prog, description=doc.split("\n\n")[0], epilog=doc,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", nargs="+", required=True, type=Path, metavar="CHECKPOINT",
                         help="one or more checkpoints (model_final.pth of a training run); two: baseline, CARAFE")
     parser.add_argument("--input", nargs="+", required=True, type=Path, help="images or folders of images")

@@ -3,14 +3,15 @@ with their boxes and masks, in COCO's folder layout; see carafe_det.data.shapes)
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+
+from carafe_engine import CommandLineParser
 
 from ..data.shapes import CLASSES, make_shapes_dataset
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="carafe-det-make-data", description=__doc__)
+    parser = CommandLineParser(prog="carafe-det-make-data", description=__doc__)
     parser.add_argument("--output", type=Path, required=True, help="the dataset folder to write")
     parser.add_argument("--train", type=int, default=400, help="training images")
     parser.add_argument("--val", type=int, default=100, help="validation images")

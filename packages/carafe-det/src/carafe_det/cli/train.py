@@ -23,15 +23,15 @@ from ..configs import declared_engine, detectron2_available, resolve_config_path
 from ..torchvision_engine import DetectionTrainer, load_torchvision_config
 
 PROG = "carafe-det-train"
+INSTALL_DETECTRON2 = "pip install --no-build-isolation 'git+https://github.com/facebookresearch/detectron2.git'"
 ENGINES = ("auto", "torchvision", "detectron2")
 
 
 def pick_engine(requested: str, config_file: str | None) -> str:
     if requested != "auto":
         if requested == "detectron2" and not detectron2_available():
-            raise SystemExit("--engine detectron2: detectron2 is not installed; install it with\n"
-                             "  pip install 'git+https://github.com/facebookresearch/detectron2.git'\n"
-                             "or use --engine torchvision")
+            raise ConfigError(f"--engine detectron2: detectron2 is not installed ({INSTALL_DETECTRON2}); or use "
+                              "--engine torchvision")
         return requested
     declared = declared_engine(config_file)
     if declared is not None:
@@ -54,8 +54,7 @@ def main(argv=None):
     if engine not in ("torchvision", "detectron2"):
         parser.error(f"unknown engine {engine!r} (the config's ENGINE); expected torchvision or detectron2")
     if engine == "detectron2" and not detectron2_available():
-        raise SystemExit("this is a detectron2 config, and detectron2 is not installed; install it with\n"
-                         "  pip install 'git+https://github.com/facebookresearch/detectron2.git'")
+        parser.error(f"this is a detectron2 config, and detectron2 is not installed ({INSTALL_DETECTRON2})")
     if args.num_gpus > 1 and "OMP_NUM_THREADS" not in os.environ:
         # CPU workers (gloo) share the cores; torchrun makes the same choice
         os.environ["OMP_NUM_THREADS"] = "1"

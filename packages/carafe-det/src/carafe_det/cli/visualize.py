@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from carafe_engine import report_user_errors
+from carafe_engine import CommandLineParser, report_user_errors
 
 from ..data.coco_folder import read_image
 from ..inference import TorchvisionPredictor
@@ -28,9 +28,9 @@ def parse_point(text: str) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="carafe-det-visualize", description=__doc__.split("\n\n")[0],
-                                     epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandLineParser(prog="carafe-det-visualize", description=__doc__.split("\n\n")[0],
+                               epilog=__doc__.split("\n\n", 1)[1],
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True, help="a CARAFE model's torchvision-engine checkpoint")
     parser.add_argument("--input", required=True, help="an image")
     parser.add_argument("--output", type=Path, required=True, help="the PNG to write")

@@ -4,14 +4,15 @@ carafe_seg.data.synthetic)."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+
+from carafe_engine import CommandLineParser
 
 from ..data.synthetic import make_synthetic_ade20k
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="carafe-seg-make-data", description=__doc__)
+    parser = CommandLineParser(prog="carafe-seg-make-data", description=__doc__)
     parser.add_argument("--output", type=Path, required=True, help="the dataset folder to write (DATASETS.ROOT)")
     parser.add_argument("--train", type=int, default=96, help="training images")
     parser.add_argument("--val", type=int, default=24, help="validation images")
