@@ -43,8 +43,8 @@ def test_paper_configs_hold_the_papers_settings():
         assert cfg.MODEL.MASK_ON == path.stem.startswith("mask")
         if cfg.MODEL.MASK_ON:
             assert cfg.MODEL.ROI_MASK_HEAD.UPSAMPLE == ("carafe" if carafe else "deconv")
-        assert dict(cfg.MODEL.CARAFE) == {"UP_KERNEL": 5, "UP_GROUP": 1, "ENCODER_KERNEL": 3, "ENCODER_DILATION": 1,
-                                          "COMPRESSED_CHANNELS": 64}
+        assert dict(cfg.MODEL.CARAFE) == {"SCALE_FACTOR": 2, "UP_KERNEL": 5, "UP_GROUP": 1, "ENCODER_KERNEL": 3,
+                                          "ENCODER_DILATION": 1, "COMPRESSED_CHANNELS": 64}
 
 
 def test_the_four_paper_models():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from carafe_engine import CfgNode, ConfigError, load_config, set_choices
+from carafe_engine import CfgNode, ConfigError, add_defaults, get_cfg, load_config, set_choices
 
 from ..modeling import FPN_UPSAMPLERS, MASK_UPSAMPLERS, TOP_LEVELS
 from .model import BACKBONES
@@ -81,15 +81,20 @@ DEFAULTS: dict = {
 DETECTRON2_ONLY_KEYS = ("'MODEL.META_ARCHITECTURE'", "'VERSION'", "'MODEL.RESNETS'", "'MODEL.PROPOSAL_GENERATOR'")
 
 
-def default_config() -> CfgNode:
-    """DEFAULTS as a config tree, with the keys that take one of a fixed set of values declared."""
-    cfg = CfgNode.from_dict(DEFAULTS)
+def add_det_config(cfg: CfgNode) -> CfgNode:
+    """carafe-det's keys (torchvision engine) on the engine's base tree (carafe_engine.get_cfg()), its defaults for
+    the shared ones, and the keys that take one of a fixed set of values."""
+    add_defaults(cfg, DEFAULTS)
     set_choices(cfg, "MODEL.BACKBONE.NAME", BACKBONES)
     set_choices(cfg, "MODEL.BACKBONE.NORM", ("FrozenBN", "BN"))
     set_choices(cfg, "MODEL.FPN.UPSAMPLE", FPN_UPSAMPLERS)
     set_choices(cfg, "MODEL.FPN.TOP_LEVEL", TOP_LEVELS)
     set_choices(cfg, "MODEL.ROI_MASK_HEAD.UPSAMPLE", MASK_UPSAMPLERS)
     return cfg
+
+
+def default_config() -> CfgNode:
+    return add_det_config(get_cfg())
 
 
 def load_torchvision_config(path: str | Path | None = None, opts=()) -> CfgNode:
@@ -99,7 +104,7 @@ def load_torchvision_config(path: str | Path | None = None, opts=()) -> CfgNode:
     except ConfigError as error:
         # keys only detectron2's config has: point to the engine that reads this file
         if any(key in str(error) for key in DETECTRON2_ONLY_KEYS):
-            raise ConfigError(f"{error}\n{path} looks like a detectron2 config: run carafe-det-train with "
+            raise ConfigError(f"{error}; {path} looks like a detectron2 config: run carafe-det-train with "
                               f"--engine detectron2 (detectron2 must be installed)") from None
         raise
     if cfg.ENGINE != ENGINE_NAME:
