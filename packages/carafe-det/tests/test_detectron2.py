@@ -133,15 +133,15 @@ def test_coco_folder_registration(shapes_root):
     records = DatasetCatalog.get("carafe_test_shapes")
     assert len(records) == 12 and records[0]["file_name"].startswith(str(shapes_root / "val"))
     assert MetadataCatalog.get("carafe_test_shapes").thing_classes == ["circle", "triangle", "square"]
-    cfg = config("tiny_shapes_mask_rcnn_carafe", "DATASETS.COCO_ROOT", shapes_root)
+    cfg = config("tiny_shapes_mask_rcnn_carafe", "DATASETS.ROOT", shapes_root)
     assert register_config_datasets(cfg) == ["carafe_coco_train", "carafe_coco_val"]
 
 
 def test_dataset_errors_name_the_folder_and_file(tmp_path, shapes_root):
     with pytest.raises(DatasetError, match=f"dataset folder not found: {tmp_path / 'none'}"):
-        register_config_datasets(config("tiny_shapes_mask_rcnn_carafe", "DATASETS.COCO_ROOT", tmp_path / "none"))
-    with pytest.raises(DatasetError, match="DATASETS.COCO_ROOT is empty"):
-        register_config_datasets(config("tiny_shapes_mask_rcnn_carafe", "DATASETS.COCO_ROOT", ""))
+        register_config_datasets(config("tiny_shapes_mask_rcnn_carafe", "DATASETS.ROOT", tmp_path / "none"))
+    with pytest.raises(DatasetError, match="DATASETS.ROOT is empty"):
+        register_config_datasets(config("tiny_shapes_mask_rcnn_carafe", "DATASETS.ROOT", ""))
     (tmp_path / "annotations").mkdir()
     (tmp_path / "val").mkdir()
     broken = tmp_path / "annotations" / "instances_val.json"
@@ -165,7 +165,7 @@ def test_unknown_config_key_is_named(tmp_path, capsys):
 
 def test_train_and_evaluate_with_detectron2(shapes_root, tmp_path):
     output = tmp_path / "d2"
-    opts = ["DATASETS.COCO_ROOT", str(shapes_root), "OUTPUT_DIR", str(output), "SOLVER.MAX_ITER", "4",
+    opts = ["DATASETS.ROOT", str(shapes_root), "OUTPUT_DIR", str(output), "SOLVER.MAX_ITER", "4",
             "SOLVER.IMS_PER_BATCH", "2", "SOLVER.WARMUP_ITERS", "2", "SOLVER.CHECKPOINT_PERIOD", "2",
             "INPUT.MIN_SIZE_TRAIN", "(96,)", "INPUT.MAX_SIZE_TRAIN", "96", "INPUT.MIN_SIZE_TEST", "96",
             "INPUT.MAX_SIZE_TEST", "96"]
@@ -184,7 +184,7 @@ def test_train_and_evaluate_with_detectron2(shapes_root, tmp_path):
     assert predict_main(["--weights", str(output / "model_final.pth"), "--config-file",
                          "detectron2/tiny_shapes_mask_rcnn_carafe.yaml", "--score-thresh", "0",
                          "--input", str(image), "--output", str(tmp_path / "pictures"),
-                         "DATASETS.COCO_ROOT", str(shapes_root), *opts[4:]]) == 0
+                         "DATASETS.ROOT", str(shapes_root), *opts[4:]]) == 0
     assert (tmp_path / "pictures" / "000001.png").is_file()
     (record,) = json.loads((tmp_path / "pictures" / "predictions.json").read_text())
     assert all(d["class"] in {"circle", "triangle", "square"} for d in record["models"]["d2"])

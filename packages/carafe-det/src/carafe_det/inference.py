@@ -70,7 +70,7 @@ class TorchvisionPredictor:
 
 class Detectron2Predictor:
     """A detectron2 model of this project: its config file, weights and KEY VALUE opts. Class names come from the
-    config's test dataset (registered from DATASETS.COCO_ROOT)."""
+    config's test dataset (registered from DATASETS.ROOT)."""
 
     def __init__(self, config_file: str | Path, weights: str | Path, opts=(), device=None):
         from detectron2.data import DatasetCatalog, MetadataCatalog

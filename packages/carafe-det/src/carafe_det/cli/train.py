@@ -3,7 +3,7 @@
     carafe-det-train --config-file torchvision/mask_rcnn_R_50_FPN_carafe_1x.yaml --num-gpus 8 \\
         DATASETS.ROOT /data/coco MODEL.BACKBONE.WEIGHTS /weights/resnet50-0676ba61.pth
     carafe-det-train --engine detectron2 --config-file detectron2/mask_rcnn_R_50_FPN_carafe_1x.yaml \\
-        --num-gpus 8 DATASETS.COCO_ROOT /data/coco MODEL.WEIGHTS /weights/R-50.pkl
+        --num-gpus 8 DATASETS.ROOT /data/coco MODEL.WEIGHTS /weights/R-50.pkl
 
 --engine picks the implementation. By default the config decides: a torchvision-engine config says
 `ENGINE: torchvision`; any other config goes to detectron2 when it is installed, and to the torchvision engine

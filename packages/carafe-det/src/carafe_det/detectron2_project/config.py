@@ -11,8 +11,11 @@ def add_carafe_config(cfg) -> None:
     MODEL.CARAFE.*                CARAFEPack settings: UP_KERNEL 5, UP_GROUP 1, ENCODER_KERNEL 3,
                                   ENCODER_DILATION 1, COMPRESSED_CHANNELS 64
     MODEL.ROI_MASK_HEAD.UPSAMPLE  carafe | deconv | nearest: the mask head's x2 upsampler (CARAFEMaskHead)
-    DATASETS.COCO_ROOT            a COCO folder; dataset names carafe_coco_<split> in DATASETS.TRAIN/TEST are
-                                  registered from ROOT/annotations/instances_<split>.json and ROOT/<split>/
+    DATASETS.ROOT                 a COCO folder, as in the torchvision engine: dataset names carafe_coco_<split> in
+                                  DATASETS.TRAIN/TEST are registered from ROOT/annotations/instances_<split>.json
+                                  and ROOT/<split>/
+The key names are the torchvision engine's (carafe_det.torchvision_engine.config), so a setting reads the same in
+both engines.
     """
     cfg.MODEL.FPN.UPSAMPLE = "carafe"
     cfg.MODEL.FPN.TOP_LEVEL = "conv"
@@ -23,7 +26,7 @@ def add_carafe_config(cfg) -> None:
     cfg.MODEL.CARAFE.ENCODER_DILATION = 1
     cfg.MODEL.CARAFE.COMPRESSED_CHANNELS = 64
     cfg.MODEL.ROI_MASK_HEAD.UPSAMPLE = "carafe"
-    cfg.DATASETS.COCO_ROOT = ""
+    cfg.DATASETS.ROOT = ""
 
 
 def load_detectron2_config(config_file, opts=()):

@@ -1,5 +1,5 @@
 """COCO folders registered as detectron2 datasets: a name carafe_coco_<split> in DATASETS.TRAIN or DATASETS.TEST
-reads DATASETS.COCO_ROOT/annotations/instances_<split>.json and the images in DATASETS.COCO_ROOT/<split>/."""
+reads DATASETS.ROOT/annotations/instances_<split>.json and the images in DATASETS.ROOT/<split>/."""
 
 from __future__ import annotations
 
@@ -36,11 +36,11 @@ def register_coco_folder(name: str, root: str, split: str) -> None:
 
 
 def register_config_datasets(cfg) -> list[str]:
-    """Registers every carafe_coco_<split> name of DATASETS.TRAIN and DATASETS.TEST from DATASETS.COCO_ROOT."""
+    """Registers every carafe_coco_<split> name of DATASETS.TRAIN and DATASETS.TEST from DATASETS.ROOT."""
     names = [n for n in (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST) if n.startswith(PREFIX)]
-    if names and not cfg.DATASETS.COCO_ROOT:
-        raise DatasetError(f"DATASETS.COCO_ROOT is empty, but {names} are read from it: give the COCO folder, "
-                           f"e.g. DATASETS.COCO_ROOT /data/coco")
+    if names and not cfg.DATASETS.ROOT:
+        raise DatasetError(f"DATASETS.ROOT is empty, but {names} are read from it: give the COCO folder, "
+                           f"e.g. DATASETS.ROOT /data/coco")
     for name in names:
-        register_coco_folder(name, cfg.DATASETS.COCO_ROOT, name[len(PREFIX):])
+        register_coco_folder(name, cfg.DATASETS.ROOT, name[len(PREFIX):])
     return names
