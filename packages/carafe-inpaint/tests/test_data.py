@@ -12,8 +12,8 @@ from carafe_engine import DatasetError, Sample, TrainingSampler
 
 from carafe_inpaint import DataError, ImageReadError, TrainingViews, ValidationPairs, open_source, read_image, \
     read_mask, seeded_mask
-from carafe_inpaint.embedded import TRAIN_PHOTOS, VAL_PHOTOS, photographs
-from carafe_inpaint.images import write_mask
+from carafe_inpaint.data.embedded import TRAIN_PHOTOS, VAL_PHOTOS, photographs
+from carafe_inpaint.data.images import write_mask
 
 
 def test_embedded_photographs_are_real_rgb_and_split():
@@ -104,7 +104,7 @@ def test_validation_pairs_are_fixed(tmp_path, photo_folder):
     assert torch.equal(pairs[3]["mask"][0], torch.from_numpy(seeded_mask(32, 32, 9, 3)))
     assert torch.equal(pairs[2]["image"], pairs[3]["image"]) and not torch.equal(pairs[2]["image"], pairs[4]["image"])
     assert len(ValidationPairs(source, 32, 9, max_images=2)) == 2
-    # a mask folder (carafe-inpaint-masks): mask p is file p, cycling
+    # a mask folder (carafe-inpaint-make-data): mask p is file p, cycling
     for i in range(2):
         write_mask(tmp_path / "masks" / f"mask_{i:05d}.png", seeded_mask(32, 32, 1, i))
     from_files = ValidationPairs(source, 32, 0, mask_dir=tmp_path / "masks")

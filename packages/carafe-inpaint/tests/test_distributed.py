@@ -18,9 +18,9 @@ from conftest import FAST, run_command, start_command
 
 from carafe_inpaint import get_config
 from carafe_inpaint.engine import validation_set
-from carafe_inpaint.predict import load_generator
+from carafe_inpaint.inference import load_generator
 
-TRAIN = "carafe_inpaint.train_net"
+TRAIN = "carafe_inpaint.cli.train"
 
 
 def test_two_processes_train_like_one_with_the_same_total_batch(tmp_path):

@@ -17,13 +17,13 @@ import torch
 from conftest import FAST, run_command, start_command
 
 from carafe_inpaint import read_image, seeded_mask
-from carafe_inpaint.embedded import photographs
-from carafe_inpaint.images import write_image, write_mask
-from carafe_inpaint.predict import main as predict_main
-from carafe_inpaint.train_net import main as train_main
+from carafe_inpaint.data.embedded import photographs
+from carafe_inpaint.data.images import write_image, write_mask
+from carafe_inpaint.cli.predict import main as predict_main
+from carafe_inpaint.cli.train import main as train_main
 
-TRAIN = "carafe_inpaint.train_net"
-PREDICT = "carafe_inpaint.predict"
+TRAIN = "carafe_inpaint.cli.train"
+PREDICT = "carafe_inpaint.cli.predict"
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_predict_one_and_two_checkpoints(trained, tmp_path, capsys):
     mask = seeded_mask(50, 74, 1, 0)
     write_mask(tmp_path / "coffee_hole.png", mask)
     out = tmp_path / "one"
-    result = run_command(PREDICT, "--checkpoint", trained / "model_final.pth", "--image", tmp_path / "coffee.png",
+    result = run_command(PREDICT, "--weights", trained / "model_final.pth", "--input", tmp_path / "coffee.png",
                          "--mask", tmp_path / "coffee_hole.png", "--output", out)
     assert result.returncode == 0, result.stderr
     completed = read_image(out / "coffee_CARAFE.png")
@@ -151,8 +151,8 @@ def test_predict_one_and_two_checkpoints(trained, tmp_path, capsys):
     # two checkpoints: the paper's Figure 4 layout, masks generated from a seed, the central 32x32 view
     base = trained / "model_0000003.pth"
     out = tmp_path / "two"
-    assert predict_main(["--checkpoint", str(base), str(trained / "model_final.pth"), "--labels", "early", "final",
-                         "--image", str(tmp_path / "coffee.png"), str(tmp_path / "coffee.png"), "--mask-seed", "4",
+    assert predict_main(["--weights", str(base), str(trained / "model_final.pth"), "--titles", "early", "final",
+                         "--input", str(tmp_path / "coffee.png"), str(tmp_path / "coffee.png"), "--mask-seed", "4",
                          "--size", "32", "--output", str(out)]) == 0
     stdout = capsys.readouterr().out
     report = json.loads((out / "predictions.json").read_text())
@@ -169,20 +169,23 @@ def test_predict_reports_bad_input(trained, tmp_path, capsys):
     write_mask(tmp_path / "small_mask.png", np.ones((20, 20), np.float32))
     (tmp_path / "broken.jpg").write_bytes(b"garbage")
     cases = [
-        (["--image", tmp_path / "broken.jpg"], "cannot read image .*broken.jpg"),
-        (["--image", tmp_path / "photo.png", "--mask", tmp_path / "small_mask.png"],
+        (["--input", tmp_path / "broken.jpg"], "cannot read image .*broken.jpg"),
+        (["--input", tmp_path / "photo.png", "--mask", tmp_path / "small_mask.png"],
          r"mask .*small_mask.png is 20x20 \(HxW\); expected 40x40"),
-        (["--image", tmp_path / "photo.png", "--mask", tmp_path / "photo.png"], r"photo.png is a colour image"),
+        (["--input", tmp_path / "photo.png", "--mask", tmp_path / "photo.png"], r"photo.png is a colour image"),
+        (["--input", tmp_path / "photo.png", "--mask", tmp_path / "small_mask.png", tmp_path / "x.png"],
+         "--mask: 2 masks for 1 images"),
+        # the parser's own errors (carafe_engine.CommandLineParser): one line too
+        (["--input", tmp_path / "photo.png", "--titles", "a", "b"], "--titles: 2 titles for 1 checkpoints"),
+        (["--input", tmp_path / "photo.png", "--size", "30"], "--size must be a positive multiple of 4"),
     ]
-    cases.append((["--image", tmp_path / "photo.png", "--mask", tmp_path / "small_mask.png", tmp_path / "x.png"],
-                  "--mask: 2 masks for 1 images"))
     for args, message in cases:
-        with pytest.raises(SystemExit) as exit_info:
-            predict_main(["--checkpoint", str(checkpoint), *map(str, args), "--output", str(tmp_path / "out")])
-        assert exit_info.value.code == 2 and re.search(message, capsys.readouterr().err), message
-    with pytest.raises(SystemExit):
-        predict_main(["--checkpoint", str(tmp_path / "photo.png"), "--image", str(tmp_path / "photo.png"),
-                      "--output", str(tmp_path / "out")])
+        status = exit_status(predict_main, ["--weights", str(checkpoint), *map(str, args), "--output",
+                                            str(tmp_path / "out")])
+        error = capsys.readouterr().err
+        assert status == 2 and re.search(message, error) and len(error.strip().splitlines()) == 1, (message, error)
+    assert exit_status(predict_main, ["--weights", str(tmp_path / "photo.png"), "--input", str(tmp_path / "photo.png"),
+                                      "--output", str(tmp_path / "out")]) == 2
     assert "photo.png is not a readable checkpoint" in capsys.readouterr().err
 
 
@@ -197,7 +200,8 @@ def exit_status(main, argv) -> int:
 def test_training_reports_bad_input(tmp_path, photo_folder, capsys):
     cases = [
         (["MODEL.UPSAMPLR", "carafe"], "unknown config key 'MODEL.UPSAMPLR'"),
-        (["MODEL.UPSAMPLER", "bilinear"], "MODEL.UPSAMPLER must be one of deconv, carafe"),
+        (["MODEL.UPSAMPLER", "bilinear"], "MODEL.UPSAMPLER 'bilinear' is not one of deconv, carafe"),
+        (["MODEL.CONV", "gated"], "MODEL.CONV 'gated' is not one of standard, partial"),
         (["DATASETS.IMAGE_SIZE", "30"], "DATASETS.IMAGE_SIZE must be a multiple of 4"),
         (["DATA.IMAGE_SIZE", "32"], "config key 'DATA.IMAGE_SIZE' was renamed to 'DATASETS.IMAGE_SIZE'"),
     ]

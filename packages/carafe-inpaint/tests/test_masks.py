@@ -9,8 +9,8 @@ import pytest
 from scipy import ndimage
 
 from carafe_inpaint import free_form_mask, read_mask, seeded_mask
-from carafe_inpaint.mask_set import main as masks_main
-from carafe_inpaint.masks import MAX_STROKES
+from carafe_inpaint.cli.make_data import main as make_data_main
+from carafe_inpaint.data.masks import MAX_STROKES
 
 
 def test_same_seed_same_mask_in_any_order():
@@ -70,8 +70,9 @@ def test_other_sizes_keep_the_coverage():
         seeded_mask(0, 8, 0, 0)
 
 
-def test_mask_set_command_writes_reproducible_files(tmp_path, capsys):
-    assert masks_main(["--output", str(tmp_path / "set"), "--count", "6", "--size", "64", "--seed", "5"]) == 0
+def test_make_data_writes_reproducible_mask_files_and_the_photographs(tmp_path, capsys):
+    assert make_data_main(["--output", str(tmp_path / "set"), "--count", "6", "--size", "64", "--seed", "5",
+                           "--photographs", str(tmp_path / "photos")]) == 0
     files = sorted((tmp_path / "set").glob("mask_*.png"))
     assert [f.name for f in files] == [f"mask_{i:05d}.png" for i in range(6)]
     for i, path in enumerate(files):
@@ -80,6 +81,6 @@ def test_mask_set_command_writes_reproducible_files(tmp_path, capsys):
     assert stats["count"] == 6 and stats["size"] == 64
     assert stats["hole_fraction_mean"] == pytest.approx(np.mean([seeded_mask(64, 64, 5, i).mean() for i in range(6)]))
     assert "wrote 6 masks" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        masks_main(["--output", str(tmp_path / "bad"), "--count", "0"])
-    assert "--count must be >= 1" in capsys.readouterr().err
+    assert [len(list((tmp_path / "photos" / split).glob("*.png"))) for split in ("train", "val")] == [12, 3]
+    assert make_data_main(["--output", str(tmp_path / "bad"), "--count", "0"]) == 2
+    assert capsys.readouterr().err == "carafe-inpaint-make-data: error: --count must be >= 1, got 0\n"

@@ -9,7 +9,7 @@ from carafe_ops import CARAFEPack
 from torch import nn
 
 from carafe_inpaint import GLGenerator, PartialConv2d, PatchDiscriminator, complete, get_config
-from carafe_inpaint.models import build_discriminator, build_generator, region_weights
+from carafe_inpaint.modeling import build_discriminator, build_generator, region_weights
 
 VARIANTS = [("deconv", "standard"), ("carafe", "standard"), ("deconv", "partial"), ("carafe", "partial")]
 

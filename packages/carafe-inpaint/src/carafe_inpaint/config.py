@@ -1,11 +1,14 @@
-"""The configuration: every key with its default (the paper's settings where the paper gives them), and the configs
-shipped with the package (``carafe_inpaint/configs``)."""
+"""The configuration: carafe-inpaint's keys on the engine's base tree (carafe_engine.get_cfg()) with their defaults
+(the paper's settings where the paper gives them), and the configs shipped with the package
+(``carafe_inpaint/configs``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from carafe_engine import CfgNode, ConfigError, load_config, set_choices
+from carafe_engine import CfgNode, ConfigError, add_defaults, get_cfg, load_config, set_choices
+
+from .modeling.models import CONVS, UPSAMPLERS
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -31,7 +34,7 @@ DEFAULTS = {
         "TRAIN_ROOT": "",             # root of a file list's paths (default: the list's folder)
         "VAL": "embedded",
         "VAL_ROOT": "",
-        "VAL_MASKS": "",              # folder of mask PNGs (carafe-inpaint-masks); empty: seeded free-form masks
+        "VAL_MASKS": "",              # folder of mask PNGs (carafe-inpaint-make-data); empty: seeded free-form masks
         "VAL_MASK_SEED": 2019,
         "VAL_MASKS_PER_IMAGE": 1,
         "VAL_MAX_IMAGES": 0,          # 0: all
@@ -59,6 +62,9 @@ DEFAULTS = {
 }
 
 KIND = "carafe-inpaint"
+# a name for each (MODEL.UPSAMPLER, MODEL.CONV): the titles of predictions and benchmark rows
+VARIANT_LABELS = {("deconv", "standard"): "baseline", ("carafe", "standard"): "CARAFE",
+                  ("deconv", "partial"): "PartialConv", ("carafe", "partial"): "PartialConv+CARAFE"}
 
 # the keys' names before the package moved onto the engine's Trainer (its names, shared by every task)
 RENAMED = {"DEVICE": "MODEL.DEVICE", "LOG_PERIOD": "SOLVER.LOG_PERIOD", "DATA": "DATASETS",
@@ -81,10 +87,12 @@ def resolve_config_file(name: str | Path) -> Path:
     raise ConfigError(f"config file not found: {name} (shipped configs: {', '.join(shipped_configs())})")
 
 
-def default_config() -> CfgNode:
-    """DEFAULTS as a config tree, with the keys that take one of a fixed set of values declared."""
-    cfg = CfgNode.from_dict(DEFAULTS)
-    set_choices(cfg, "MODEL.CONV", ("standard", "partial"))
+def add_inpaint_config(cfg: CfgNode) -> CfgNode:
+    """carafe-inpaint's keys on the engine's base tree, its defaults for the shared ones, the keys that take one
+    of a fixed set of values, and the old names of renamed keys."""
+    add_defaults(cfg, DEFAULTS)
+    set_choices(cfg, "MODEL.UPSAMPLER", UPSAMPLERS)
+    set_choices(cfg, "MODEL.CONV", CONVS)
     for old, new in RENAMED.items():
         cfg.register_renamed_key(old, new)
     return cfg
@@ -111,12 +119,10 @@ def check_config(cfg: CfgNode) -> CfgNode:
         raise ConfigError(f"DATASETS.MAX_SCALE must be >= 1, got {cfg.DATASETS.MAX_SCALE}")
     if len(cfg.SOLVER.BETAS) != 2 or not all(0 <= b < 1 for b in cfg.SOLVER.BETAS):
         raise ConfigError(f"SOLVER.BETAS must be two numbers in [0, 1), got {cfg.SOLVER.BETAS}")
-    if cfg.MODEL.UPSAMPLER not in ("deconv", "carafe"):
-        raise ConfigError(f"MODEL.UPSAMPLER must be one of deconv, carafe; got {cfg.MODEL.UPSAMPLER!r}")
     return cfg
 
 
 def get_config(config_file: str | Path | None = None, opts=()) -> CfgNode:
     """DEFAULTS <- the config file (a path or a shipped config's name) <- KEY VALUE overrides, checked."""
     path = resolve_config_file(config_file) if config_file else None
-    return check_config(load_config(default_config(), path, opts))
+    return check_config(load_config(add_inpaint_config(get_cfg()), path, opts))

@@ -15,18 +15,20 @@ SOLVER.IMS_PER_BATCH B train like one process with B (with MODEL.SYNC_BN, BatchN
 
 from __future__ import annotations
 
+import tempfile
+
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from carafe_engine import (CheckpointError, PeriodicHook, Trainer, TrainingSampler, all_reduce_mean, all_reduce_sum,
-                           get_world_size)
+from carafe_engine import (CheckpointError, PeriodicHook, Sample, Trainer, TrainingSampler, all_reduce_mean,
+                           all_reduce_sum, get_world_size, time_steps)
 
-from .config import KIND
+from .config import KIND, VARIANT_LABELS, get_config
 from .data import TrainingViews, ValidationPairs, open_source
-from .figures import image_grid, masked_view
-from .metrics import evaluate, format_metrics
-from .models import build_discriminator, build_generator, complete, region_weights
+from .evaluation import evaluate, format_metrics
+from .modeling import build_discriminator, build_generator, complete, region_weights
+from .visualization import image_grid, masked_view
 
 
 def masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -213,3 +215,29 @@ class InpaintingTrainer(Trainer):
         completed = complete(prediction, image, mask)
         rows = [[masked_view(image[i], mask[i]), prediction[i], completed[i], image[i]] for i in range(count)]
         image_grid(rows, self.output_dir / "samples" / f"iter_{done:07d}.png")
+
+
+def benchmark_config(config: str, device, batch: int, size: tuple[int, int], warmup: int, steps: int) -> dict:
+    """Times one full training iteration (generator forward, D step, G step, with the trainer's networks and
+    optimizers) of a config on a fixed batch: embedded photographs (views of max(H, W), cropped to H x W) with
+    free-form masks, made once, so that data loading is not timed."""
+    height, width = size
+    with tempfile.TemporaryDirectory() as scratch:  # the trainer's OUTPUT_DIR: nothing is written there
+        cfg = get_config(config, ["MODEL.DEVICE", str(device), "DATASETS.IMAGE_SIZE", str(max(size)),
+                                  "SOLVER.IMS_PER_BATCH", str(batch), "OUTPUT_DIR", scratch])
+        trainer = InpaintingTrainer(cfg)
+    views = TrainingViews(open_source("embedded", split="train"), max(size), seed=0)
+    samples = [views[Sample(i % len(views), i, 0)] for i in range(batch)]
+    image, mask = (torch.stack([s[key][:, :height, :width] for s in samples]).to(trainer.device)
+                   for key in ("image", "mask"))
+    trainer.iteration, models = 0, trainer.models
+    timing = time_steps(lambda i: trainer.step(models["generator"], models["discriminator"], image, mask, iteration=i),
+                        trainer.device, warmup, steps)
+    result = {"config": str(config), "variant": VARIANT_LABELS[(cfg.MODEL.UPSAMPLER, cfg.MODEL.CONV)],
+              **{k: v for k, v in timing.items() if k != "last"},
+              "generator_parameters": sum(p.numel() for p in models["generator"].parameters()),
+              "discriminator_parameters": sum(p.numel() for p in models["discriminator"].parameters()),
+              "losses": {k: float(v) for k, v in timing["last"].items()}}
+    if trainer.device.type == "cuda":
+        torch.cuda.empty_cache()
+    return result

@@ -21,13 +21,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ..config import get_config  # noqa: E402
-from ..figures import comparison_figure  # noqa: E402
-from ..masks import seeded_mask  # noqa: E402
-from ..metrics import MetricSums, image_metrics  # noqa: E402
-from ..models import complete  # noqa: E402
-from ..predict import VARIANT_LABELS  # noqa: E402
+from ..config import VARIANT_LABELS, get_config  # noqa: E402
+from ..data.masks import seeded_mask  # noqa: E402
 from ..engine import InpaintingTrainer  # noqa: E402
+from ..evaluation import MetricSums, image_metrics  # noqa: E402
+from ..modeling import complete  # noqa: E402
+from ..visualization import comparison_figure  # noqa: E402
 
 VARIANT_CONFIGS = {"baseline": "tiny_deconv", "CARAFE": "tiny_carafe", "PartialConv": "tiny_partialconv"}
 

@@ -15,9 +15,9 @@ import torch
 from skimage.metrics import structural_similarity
 from torch.utils.data import DataLoader, Subset
 
-from carafe_engine import all_reduce_mean, get_rank, get_world_size
+from carafe_engine import all_reduce_mean, get_rank, get_world_size, progress_bar
 
-from .models import complete
+from .modeling import complete
 
 METRICS = ("l1_hole", "l1", "psnr", "ssim")
 
@@ -69,7 +69,7 @@ def evaluate(generator: torch.nn.Module, dataset, device: torch.device, batch_si
     was_training = generator.training
     generator.eval()
     model_sums, input_sums = MetricSums(), MetricSums()
-    for batch in loader:
+    for batch in progress_bar(loader, "evaluating"):
         image, mask = batch["image"].to(device), batch["mask"].to(device)
         completed = complete(generator(image, mask), image, mask)
         model_sums.add(image_metrics(completed, image, mask))

@@ -4,7 +4,7 @@
     carafe-inpaint-train --config-file places_carafe.yaml --num-gpus 8 DATASETS.TRAIN /data/places365/train.txt ...
     carafe-inpaint-train --config-file tiny_carafe.yaml --resume OUTPUT_DIR out/tiny_carafe
     carafe-inpaint-train --config-file tiny_carafe.yaml --eval-only MODEL.WEIGHTS out/tiny_carafe/model_final.pth
-    torchrun --nproc-per-node 8 -m carafe_inpaint.train_net --config-file places_carafe.yaml
+    torchrun --nproc-per-node 8 -m carafe_inpaint.cli.train --config-file places_carafe.yaml
 
 --config-file takes a path or the name of a shipped config (places_deconv, places_carafe, places_partialconv,
 tiny_deconv, tiny_carafe, tiny_partialconv). OUTPUT_DIR receives config.yaml, log.txt, checkpoints
@@ -13,12 +13,10 @@ tiny_deconv, tiny_carafe, tiny_partialconv). OUTPUT_DIR receives config.yaml, lo
 
 from __future__ import annotations
 
-import sys
-
 from carafe_engine import train_command
 
-from .config import get_config
-from .engine import InpaintingTrainer
+from ..config import get_config
+from ..engine import InpaintingTrainer
 
 
 def main(argv=None) -> int:
@@ -28,4 +26,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

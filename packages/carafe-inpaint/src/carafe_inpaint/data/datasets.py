@@ -147,7 +147,3 @@ class ValidationPairs(Dataset):
             raise IndexError(pair)
         image = validation_view(self.source.load(pair // self.masks_per_image), self.size)
         return {"image": to_tensor(image), "mask": torch.from_numpy(self.mask(pair))[None], "index": pair}
-
-
-__all__ = ["EMBEDDED", "DataError", "ImageReadError", "ImageSource", "TrainingViews", "ValidationPairs",
-           "open_source", "read_file_list"]

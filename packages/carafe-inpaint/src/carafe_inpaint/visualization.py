@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from .images import to_uint8  # noqa: E402
+from .data.images import to_uint8  # noqa: E402
 
 
 def masked_view(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
