@@ -62,8 +62,8 @@ def predict_argument_parser(prog: str, doc: str) -> argparse.ArgumentParser:
     """The flags every predict command shares: --weights CHECKPOINT..., --input FILE_OR_FOLDER..., --output DIR,
     --titles (one per checkpoint), --limit, --device. doc: the module docstring (its first paragraph is the
     description, all of it the epilog)."""
-    parser = CommandLineParser(prog=prog, description=doc.split("\n\n")[0], epilog=doc,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = PredictArgumentParser(prog=prog, description=doc.split("\n\n")[0], epilog=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", nargs="+", required=True, type=Path, metavar="CHECKPOINT",
                         help="one or more checkpoints (model_final.pth of a training run); two: baseline, CARAFE")
     parser.add_argument("--input", nargs="+", required=True, type=Path, help="images or folders of images")
@@ -71,18 +71,19 @@ def predict_argument_parser(prog: str, doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--titles", nargs="+", default=None, help="a title per checkpoint (default: its kind)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many images (0: all)")
     parser.add_argument("--device", default="auto", help="auto (a GPU where there is one), cpu, cuda or cuda:N")
-    parse = parser.parse_args
-
-    def parse_args(argv=None, namespace=None):
-        args = parse(argv, namespace)
-        if args.titles and len(args.titles) != len(args.weights):
-            parser.error(f"--titles: {len(args.titles)} titles for {len(args.weights)} checkpoints")
-        if args.limit < 0:
-            parser.error(f"--limit must be >= 0, got {args.limit}")
-        return args
-
-    parser.parse_args = parse_args
     return parser
+
+
+class PredictArgumentParser(CommandLineParser):
+    """Checks the predict flags together: a title per checkpoint, a limit >= 0."""
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        if parsed.titles and len(parsed.titles) != len(parsed.weights):
+            self.error(f"--titles: {len(parsed.titles)} titles for {len(parsed.weights)} checkpoints")
+        if parsed.limit < 0:
+            self.error(f"--limit must be >= 0, got {parsed.limit}")
+        return parsed
 
 
 def load_run_config(parser: argparse.ArgumentParser, prog: str, load: Callable, args: argparse.Namespace):
