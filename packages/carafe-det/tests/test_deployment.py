@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from carafe_det.configs import config_path
+from carafe_det.configs import resolve_config_path
 from carafe_det.torchvision_engine import build_model, load_torchvision_config
 
 onnx = pytest.importorskip("onnx")
@@ -19,7 +19,7 @@ ort = pytest.importorskip("onnxruntime")
 @pytest.mark.parametrize("name", ["tiny_shapes_mask_rcnn_carafe", "tiny_shapes_mask_rcnn"])
 def test_detector_exports_to_onnx_and_matches_pytorch(name, mask_on, tmp_path):
     torch.manual_seed(0)
-    cfg = load_torchvision_config(config_path(f"torchvision/{name}.yaml"),
+    cfg = load_torchvision_config(resolve_config_path(f"torchvision/{name}.yaml"),
                                   ["INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "128", "MODEL.MASK_ON",
                                    str(mask_on), "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.01"])
     model = build_model(cfg).eval()

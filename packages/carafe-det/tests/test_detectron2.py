@@ -19,7 +19,7 @@ from detectron2.layers import ShapeSpec  # noqa: E402
 from detectron2.modeling import BACKBONE_REGISTRY, ROI_MASK_HEAD_REGISTRY, build_backbone, build_model  # noqa: E402
 from detectron2.modeling.roi_heads.mask_head import MaskRCNNConvUpsampleHead  # noqa: E402
 
-from carafe_det.configs import config_path  # noqa: E402
+from carafe_det.configs import resolve_config_path  # noqa: E402
 from carafe_det.data import DatasetError  # noqa: E402
 from carafe_det.detectron2_project import (CARAFEFPNBackbone, CARAFEMaskHead, add_carafe_config,  # noqa: E402
                                            load_detectron2_config, register_coco_folder, register_config_datasets)
@@ -31,7 +31,7 @@ PAPER = ("faster_rcnn_R_50_FPN_1x", "faster_rcnn_R_50_FPN_carafe_1x", "mask_rcnn
 
 
 def config(name: str, *opts):
-    return load_detectron2_config(config_path(f"detectron2/{name}.yaml"), ["MODEL.DEVICE", "cpu", *opts])
+    return load_detectron2_config(resolve_config_path(f"detectron2/{name}.yaml"), ["MODEL.DEVICE", "cpu", *opts])
 
 
 def count(module) -> int:
@@ -120,7 +120,7 @@ def test_deconv_mask_head_equals_detectron2s_mask_head_with_the_same_weights():
 @torch.no_grad()
 def test_mask_rcnn_inference_on_an_image_without_detections():
     """No box passes the score threshold, so the CARAFE mask head receives an empty batch of RoI features."""
-    model = build_model(load_detectron2_config(config_path("detectron2/tiny_shapes_mask_rcnn_carafe.yaml"),
+    model = build_model(load_detectron2_config(resolve_config_path("detectron2/tiny_shapes_mask_rcnn_carafe.yaml"),
                                                ["MODEL.DEVICE", "cpu", "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "1.0"]))
     model.eval()
     (output,) = model([{"image": torch.rand(3, 96, 96) * 255, "height": 96, "width": 96}])
@@ -155,7 +155,7 @@ def test_unknown_config_key_is_named(tmp_path, capsys):
     with pytest.raises(ConfigError, match="command-line override: Non-existent key: MODEL.FPN.UPSAMPLER"):
         config("mask_rcnn_R_50_FPN_carafe_1x", "MODEL.FPN.UPSAMPLER", "carafe")
     path = tmp_path / "bad.yaml"
-    path.write_text(f"_BASE_: {config_path('detectron2/Base-CARAFE-RCNN-FPN.yaml')}\nMODEL:\n  CARAFE:\n"
+    path.write_text(f"_BASE_: {resolve_config_path('detectron2/Base-CARAFE-RCNN-FPN.yaml')}\nMODEL:\n  CARAFE:\n"
                     f"    KERNEL: 3\n")
     with pytest.raises(ConfigError, match=f"{path}: Non-existent config key: MODEL.CARAFE.KERNEL"):
         load_detectron2_config(path)

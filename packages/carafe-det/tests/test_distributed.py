@@ -10,7 +10,7 @@ import torch.distributed as dist
 from carafe_engine import TrainingSampler, get_rank, launch
 from torch.nn.parallel import DistributedDataParallel
 
-from carafe_det.configs import config_path
+from carafe_det.configs import resolve_config_path
 from carafe_det.torchvision_engine import CocoDetectionDataset, build_model, load_torchvision_config
 from carafe_det.cli.train import main as train_main
 from conftest import tiny_opts
@@ -25,7 +25,7 @@ def _check_synchronized_gradients(root: str) -> None:
     DDP gradient must be the same in both processes and equal to the mean of the local ones."""
     torch.set_num_threads(1)
     rank = get_rank()
-    cfg = load_torchvision_config(config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
+    cfg = load_torchvision_config(resolve_config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
                                   ["INPUT.MIN_SIZE_TRAIN", "96", "INPUT.MAX_SIZE_TRAIN", "96"])
     torch.manual_seed(0)
     model = DistributedDataParallel(build_model(cfg).train())

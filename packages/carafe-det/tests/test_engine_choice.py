@@ -7,20 +7,20 @@ import subprocess
 import pytest
 from carafe_engine import ConfigError
 
-from carafe_det.configs import CONFIG_DIR, config_path, declared_engine, detectron2_available, resolve_config_path
+from carafe_det.configs import CONFIG_DIR, declared_engine, detectron2_available, resolve_config_path
 from carafe_det.cli.train import pick_engine
 from conftest import PYTHON, SUBPROCESS_ENV
 
 
 def test_a_torchvision_config_declares_its_engine_through_its_base_chain():
-    assert declared_engine(str(config_path("torchvision/tiny_shapes_mask_rcnn.yaml"))) == "torchvision"
-    assert declared_engine(str(config_path("torchvision/mask_rcnn_R_50_FPN_carafe_1x.yaml"))) == "torchvision"
-    assert declared_engine(str(config_path("detectron2/mask_rcnn_R_50_FPN_carafe_1x.yaml"))) is None
+    assert declared_engine(str(resolve_config_path("torchvision/tiny_shapes_mask_rcnn.yaml"))) == "torchvision"
+    assert declared_engine(str(resolve_config_path("torchvision/mask_rcnn_R_50_FPN_carafe_1x.yaml"))) == "torchvision"
+    assert declared_engine(str(resolve_config_path("detectron2/mask_rcnn_R_50_FPN_carafe_1x.yaml"))) is None
 
 
 def test_auto_engine_follows_the_config_then_what_is_installed():
-    torchvision_config = str(config_path("torchvision/faster_rcnn_R_50_FPN_1x.yaml"))
-    detectron2_config = str(config_path("detectron2/faster_rcnn_R_50_FPN_1x.yaml"))
+    torchvision_config = str(resolve_config_path("torchvision/faster_rcnn_R_50_FPN_1x.yaml"))
+    detectron2_config = str(resolve_config_path("detectron2/faster_rcnn_R_50_FPN_1x.yaml"))
     assert pick_engine("auto", torchvision_config) == "torchvision"
     assert pick_engine("auto", detectron2_config) == ("detectron2" if detectron2_available() else "torchvision")
     assert pick_engine("torchvision", detectron2_config) == "torchvision"
@@ -31,8 +31,8 @@ def test_shipped_config_names_resolve_and_unknown_ones_are_named():
         CONFIG_DIR / "torchvision" / "tiny_shapes_mask_rcnn.yaml")
     with pytest.raises(ConfigError, match="config file not found: nowhere.yaml"):
         resolve_config_path("nowhere.yaml")
-    with pytest.raises(FileNotFoundError, match="no shipped config 'x.yaml'; shipped: detectron2/"):
-        config_path("x.yaml")
+    with pytest.raises(ConfigError, match=r"config file not found: x.yaml \(shipped configs: detectron2/"):
+        resolve_config_path("x.yaml")
 
 
 def test_carafe_det_works_without_detectron2(tmp_path):
@@ -45,7 +45,7 @@ import carafe_det, carafe_det.torchvision_engine, carafe_det.cli.predict, carafe
 from carafe_det.configs import detectron2_available
 from carafe_det.cli.train import main, pick_engine
 assert not detectron2_available()
-assert pick_engine("auto", {str(config_path("detectron2/mask_rcnn_R_50_FPN_1x.yaml"))!r}) == "torchvision"
+assert pick_engine("auto", {str(resolve_config_path("detectron2/mask_rcnn_R_50_FPN_1x.yaml"))!r}) == "torchvision"
 try:
     main(["--engine", "detectron2", "--config-file", "detectron2/mask_rcnn_R_50_FPN_1x.yaml"])
 except SystemExit as exit:

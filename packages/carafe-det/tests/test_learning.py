@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from carafe_det.configs import config_path
+from carafe_det.configs import resolve_config_path
 from carafe_det.data.shapes import make_shapes_dataset
 from carafe_det.torchvision_engine import DetectionTrainer, load_torchvision_config
 from carafe_det.cli.train import main as train_main
@@ -23,7 +23,7 @@ CARAFE = "torchvision/tiny_shapes_mask_rcnn_carafe.yaml"
 def test_tiny_mask_rcnn_with_carafe_learns_the_shapes(tmp_path):
     data = make_shapes_dataset(tmp_path / "shapes", train=400, val=100, size=128)
     # the model as SEED initializes it, which the training run starts from
-    DetectionTrainer(load_torchvision_config(config_path(CARAFE), ["DATASETS.ROOT", str(data), "OUTPUT_DIR",
+    DetectionTrainer(load_torchvision_config(resolve_config_path(CARAFE), ["DATASETS.ROOT", str(data), "OUTPUT_DIR",
                                                                    str(tmp_path / "untrained")])).evaluate_and_write(0)
     assert train_main(["--engine", "torchvision", "--config-file", CARAFE, "DATASETS.ROOT", str(data),
                        "OUTPUT_DIR", str(tmp_path / "trained")]) == 0

@@ -12,14 +12,14 @@ from carafe_ops import CARAFEPack
 from carafe_ops.nn import Interpolate
 from torchvision.models.detection import FasterRCNN, MaskRCNN
 
-from carafe_det.configs import CONFIG_DIR, config_path
+from carafe_det.configs import CONFIG_DIR, resolve_config_path
 from carafe_det.modeling import DeconvUpsample, MaskUpsamplePredictor
 from carafe_det.torchvision_engine import (CocoDetectionDataset, build_model, checkpoint_kind, load_model_weights,
                                            load_torchvision_config)
 from carafe_det.torchvision_engine.evaluate import score
 from carafe_det.torchvision_engine.trainer import DetectionTrainer, lr_factor, schedule_length
 
-PAPER = {name: config_path(f"torchvision/{name}.yaml") for name in (
+PAPER = {name: resolve_config_path(f"torchvision/{name}.yaml") for name in (
     "faster_rcnn_R_50_FPN_1x", "faster_rcnn_R_50_FPN_carafe_1x", "mask_rcnn_R_50_FPN_1x",
     "mask_rcnn_R_50_FPN_carafe_1x")}
 
@@ -73,7 +73,7 @@ def test_the_four_paper_models():
 
 @torch.no_grad()
 def test_tiny_model_runs_in_train_and_eval_mode(shapes_root):
-    cfg = load_torchvision_config(config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
+    cfg = load_torchvision_config(resolve_config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
                                   ["INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "96"])
     model = build_model(cfg)
     dataset = CocoDetectionDataset(shapes_root, "val", with_masks=True)
@@ -91,7 +91,7 @@ def test_tiny_model_runs_in_train_and_eval_mode(shapes_root):
 def test_models_script_and_match_eager(name, shapes_root):
     """torch.jit.script compiles the detectors (CARAFEFPN, the CARAFE mask head); the script's detections are
     the eager model's."""
-    cfg = load_torchvision_config(config_path(f"torchvision/{name}.yaml"),
+    cfg = load_torchvision_config(resolve_config_path(f"torchvision/{name}.yaml"),
                                   ["INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "96"])
     model = build_model(cfg).eval()
     with warnings.catch_warnings():
@@ -105,7 +105,7 @@ def test_models_script_and_match_eager(name, shapes_root):
 
 
 def test_transform_sizes_follow_the_mode():
-    cfg = load_torchvision_config(config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
+    cfg = load_torchvision_config(resolve_config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
                                   ["INPUT.MIN_SIZE_TRAIN", "128", "INPUT.MAX_SIZE_TRAIN", "160",
                                    "INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "112"])
     model = build_model(cfg)
@@ -116,7 +116,7 @@ def test_transform_sizes_follow_the_mode():
 @torch.no_grad()
 def test_mask_rcnn_inference_on_an_image_without_detections(shapes_root):
     """No box passes the score threshold, so the CARAFE mask head receives an empty batch of RoI features."""
-    cfg = load_torchvision_config(config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
+    cfg = load_torchvision_config(resolve_config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
                                   ["INPUT.MIN_SIZE_TEST", "96", "INPUT.MAX_SIZE_TEST", "96",
                                    "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "1.0"])
     model = build_model(cfg).eval()
@@ -138,7 +138,7 @@ def test_unknown_config_key_is_named(tmp_path):
 def test_a_detectron2_config_points_to_its_engine():
     with pytest.raises(ConfigError, match="looks like a detectron2 config: run carafe-det-train with --engine "
                                           "detectron2"):
-        load_torchvision_config(config_path("detectron2/mask_rcnn_R_50_FPN_carafe_1x.yaml"))
+        load_torchvision_config(resolve_config_path("detectron2/mask_rcnn_R_50_FPN_carafe_1x.yaml"))
 
 
 @pytest.mark.parametrize("key,value,message", [
@@ -150,7 +150,7 @@ def test_a_detectron2_config_points_to_its_engine():
 ])
 def test_bad_config_values_are_named(key, value, message):
     with pytest.raises(ConfigError, match=message):
-        load_torchvision_config(config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"), [key, value])
+        load_torchvision_config(resolve_config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"), [key, value])
 
 
 def test_imagenet_weights_are_read_from_a_path_and_checked(tmp_path):
@@ -159,7 +159,7 @@ def test_imagenet_weights_are_read_from_a_path_and_checked(tmp_path):
     reference = torchvision.models.resnet18()
     path = tmp_path / "resnet18.pth"
     torch.save(reference.state_dict(), path)
-    cfg = load_torchvision_config(config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
+    cfg = load_torchvision_config(resolve_config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
                                   ["MODEL.BACKBONE.NAME", "resnet18", "MODEL.BACKBONE.WEIGHTS", str(path)])
     model = build_model(cfg)
     torch.testing.assert_close(model.backbone.body.layer3[0].conv1.weight, reference.layer3[0].conv1.weight)
@@ -182,7 +182,7 @@ def _checkpoint(cfg, path):
 
 
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
-    tiny = config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml")
+    tiny = resolve_config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml")
     faster = load_torchvision_config(tiny, ["MODEL.MASK_ON", "false"])
     _checkpoint(faster, tmp_path / "faster.pth")
     mask = load_torchvision_config(tiny, ["MODEL.WEIGHTS", str(tmp_path / "faster.pth"), "OUTPUT_DIR",
@@ -193,9 +193,9 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
 
 
 def test_checkpoint_of_another_variant_names_the_file_and_its_settings(tmp_path):
-    baseline = load_torchvision_config(config_path("torchvision/tiny_shapes_mask_rcnn.yaml"))
+    baseline = load_torchvision_config(resolve_config_path("torchvision/tiny_shapes_mask_rcnn.yaml"))
     _checkpoint(baseline, tmp_path / "baseline.pth")
-    carafe = load_torchvision_config(config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"))
+    carafe = load_torchvision_config(resolve_config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"))
     state = torch.load(tmp_path / "baseline.pth", weights_only=True)
     with pytest.raises(CheckpointError) as error:
         load_model_weights(build_model(carafe), state, tmp_path / "baseline.pth")
@@ -207,7 +207,7 @@ def test_checkpoint_of_another_variant_names_the_file_and_its_settings(tmp_path)
 def test_checkpoint_that_is_not_one_is_named(tmp_path):
     path = tmp_path / "notes.pth"
     path.write_text("not a checkpoint")
-    cfg = load_torchvision_config(config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
+    cfg = load_torchvision_config(resolve_config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
                                   ["MODEL.WEIGHTS", str(path), "OUTPUT_DIR", str(tmp_path / "run")])
     with pytest.raises(CheckpointError, match=f"{path} is not a readable checkpoint"):
         DetectionTrainer(cfg).resume_or_load(resume=False)

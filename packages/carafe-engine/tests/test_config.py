@@ -8,7 +8,8 @@ import pickle
 import pytest
 from fvcore.common.config import CfgNode as FvcoreCfgNode
 
-from carafe_engine import CfgNode, Config, ConfigError, get_cfg, load_config, set_choices
+from carafe_engine import (CfgNode, ConfigError, config_from_checkpoint, get_cfg, load_config, resolve_config_file,
+                           set_choices)
 
 UPSAMPLERS = ("nearest", "deconv", "pixel_shuffle", "carafe")
 
@@ -33,7 +34,7 @@ def write(path, text):
 
 def test_base_tree_holds_what_every_task_shares():
     cfg = get_cfg()
-    assert isinstance(cfg, FvcoreCfgNode) and Config is CfgNode
+    assert isinstance(cfg, FvcoreCfgNode)
     assert (cfg.MODEL.DEVICE, cfg.MODEL.WEIGHTS, cfg.OUTPUT_DIR) == ("auto", "", "output")
     assert dict(cfg.MODEL.CARAFE) == {"SCALE_FACTOR": 2, "UP_KERNEL": 5, "UP_GROUP": 1, "ENCODER_KERNEL": 3,
                                       "ENCODER_DILATION": 1, "COMPRESSED_CHANNELS": 64}
@@ -60,13 +61,13 @@ def test_base_chain_file_and_overrides(tmp_path):
                   "_BASE_: mid.yaml\nMODEL:\n  FPN:\n    UPSAMPLE: carafe\nSOLVER:\n  WEIGHT_DECAY: 1e-4\n")
     defaults = task_cfg()
     cfg = load_config(defaults, child, ["SOLVER.BASE_LR", "1", "MODEL.FPN.PLACES", "[lateral, top_down]",
-                                        "MODEL.FPN.EXTRA", "{A: 1}", "SOLVER.AMP", "true"])
+                                        "MODEL.FPN.EXTRA", "[1, 2]", "SOLVER.AMP", "true"])
     assert isinstance(cfg, CfgNode) and not cfg.is_frozen()
     assert cfg.MODEL.FPN.UPSAMPLE == "carafe" and cfg.MODEL.FPN.DIM == 128 and cfg.SOLVER.MAX_ITER == 200
     assert cfg.SOLVER.BASE_LR == 1.0 and isinstance(cfg.SOLVER.BASE_LR, float)  # an int where a float is wanted
     assert cfg.SOLVER.WEIGHT_DECAY == 0.0001 and isinstance(cfg.SOLVER.WEIGHT_DECAY, float)  # YAML reads 1e-4 as text
     assert cfg.MODEL.FPN.PLACES == ["lateral", "top_down"] and cfg.SOLVER.AMP is True
-    assert cfg.MODEL.FPN.EXTRA == {"A": 1}  # a None default takes any value
+    assert cfg.MODEL.FPN.EXTRA == [1, 2]  # a None default takes any plain value
     assert defaults.MODEL.FPN.UPSAMPLE == "nearest" and defaults.SOLVER.BASE_LR == 0.02  # the argument untouched
     assert CfgNode.load_yaml_with_base(str(child))["SOLVER"] == {"BASE_LR": 0.1, "MAX_ITER": 200,
                                                                  "WEIGHT_DECAY": "1e-4"}
@@ -170,12 +171,12 @@ def test_renamed_and_deprecated_keys():
 
 
 def test_to_dict_round_trips_through_pickle_and_dump(tmp_path):
-    cfg = load_config(task_cfg(), None, ["MODEL.FPN.EXTRA", "{A: [1, 2]}", "SOLVER.BASE_LR", "0.005"])
+    cfg = load_config(task_cfg(), None, ["MODEL.FPN.EXTRA", "[[1, 2]]", "SOLVER.BASE_LR", "0.005"])
     plain = cfg.to_dict()
-    assert type(plain) is dict and type(plain["MODEL"]["FPN"]) is dict and type(plain["MODEL"]["FPN"]["EXTRA"]) is dict
+    assert type(plain) is dict and type(plain["MODEL"]["FPN"]) is dict
+    assert CfgNode.from_dict({"SIZES": (1, 2)}).to_dict() == {"SIZES": [1, 2]}  # YAML-safe: tuples become lists
     restored = pickle.loads(pickle.dumps(plain))
-    assert restored == plain and CfgNode.from_dict(restored) == cfg and Config.wrap(restored) == cfg
-    assert Config.wrap(3) == 3
+    assert restored == plain and CfgNode.from_dict(restored) == cfg
     path = write(tmp_path / "config.yaml", cfg.dump())
     assert cfg.dump().index("MODEL:") < cfg.dump().index("SOLVER:")  # the tree's order, not sorted
     assert load_config(task_cfg(), path) == cfg
@@ -183,7 +184,28 @@ def test_to_dict_round_trips_through_pickle_and_dump(tmp_path):
 
 
 def test_from_dict_refuses_values_a_config_cannot_hold(tmp_path):
-    with pytest.raises(ConfigError, match="config key 'OUTPUT_DIR' cannot hold a PosixPath"):
+    with pytest.raises(ConfigError, match="config: Key OUTPUT_DIR with value <class 'pathlib.*PosixPath'> is not a valid type"):
         CfgNode.from_dict({"OUTPUT_DIR": tmp_path})
     with pytest.raises(TypeError, match="takes a CfgNode or a mapping"):
         load_config(["SOLVER"])
+
+
+def test_shipped_configs_are_found_by_name(tmp_path):
+    (tmp_path / "sub").mkdir()
+    shipped = write(tmp_path / "sub" / "tiny.yaml", "SEED: 1\n")
+    assert resolve_config_file("sub/tiny.yaml", tmp_path) == shipped == resolve_config_file("sub/tiny", tmp_path)
+    assert resolve_config_file(shipped, tmp_path / "elsewhere") == shipped  # a path as given
+    with pytest.raises(ConfigError, match=r"config file not found: nope.yaml \(shipped configs: sub/tiny.yaml\)"):
+        resolve_config_file("nope.yaml", tmp_path)
+
+
+def test_config_from_checkpoint_keeps_new_keys_and_names_the_file():
+    saved = load_config(task_cfg(), None, ["SOLVER.BASE_LR", "0.5"]).to_dict()
+    del saved["MODEL"]["FPN"]["DIM"]  # a key added after the checkpoint was written
+    cfg = config_from_checkpoint(task_cfg(), {"config": saved}, "old.pth")
+    assert cfg.SOLVER.BASE_LR == 0.5 and cfg.MODEL.FPN.DIM == 256
+    saved["MODEL"]["FPN"]["UPSAMPLE"] = "bilinear"
+    with pytest.raises(ConfigError, match="old.pth: merged config: MODEL.FPN.UPSAMPLE 'bilinear' is not one of"):
+        config_from_checkpoint(task_cfg(), {"config": saved}, "old.pth")
+    with pytest.raises(ConfigError, match="x.pth: checkpoint has no 'config' entry"):
+        config_from_checkpoint(task_cfg(), {}, "x.pth")

@@ -4,7 +4,8 @@ from .benchmark import time_steps
 from .checkpoint import (CheckpointError, check_training_output_dir, find_resume_checkpoint, last_checkpoint,
                          load_checkpoint, load_pretrained, save_and_point, save_checkpoint)
 from .cli import CommandLineParser, checkpoint_labels, default_argument_parser, load_run_config, predict_argument_parser
-from .config import CfgNode, Config, ConfigError, add_defaults, get_cfg, load_config, set_choices
+from .config import (CfgNode, ConfigError, add_defaults, config_from_checkpoint, get_cfg, load_config,
+                     resolve_config_file, set_choices)
 from .distributed import (all_reduce_mean, all_reduce_sum, barrier, get_rank, get_world_size, is_main_process, launch,
                           select_device)
 from .errors import USER_ERRORS, DatasetError, report_user_errors
@@ -35,7 +36,7 @@ __all__ = [
     "sample_rng",
     "CheckpointError",
     "CfgNode",
-    "Config",
+    "config_from_checkpoint",
     "ConfigError",
     "ProgressLogger",
     "all_reduce_mean",
@@ -56,6 +57,7 @@ __all__ = [
     "load_config",
     "load_pretrained",
     "load_run_config",
+    "resolve_config_file",
     "save_and_point",
     "save_checkpoint",
     "select_device",

@@ -13,7 +13,7 @@ carafe-inpaint-train, carafe-inpaint-predict, carafe-inpaint-make-data and caraf
 torch.Size([1, 3, 64, 64])
 """
 
-from .config import DEFAULTS, add_inpaint_config, get_config, shipped_configs
+from .config import DEFAULTS, add_inpaint_config, get_config
 from .data import DataError, TrainingViews, ValidationPairs, open_source
 from .data.images import ImageReadError, read_image, read_mask
 from .data.masks import free_form_mask, seeded_mask
@@ -25,4 +25,4 @@ __version__ = "0.1.0"
 __all__ = ["DEFAULTS", "DataError", "GLGenerator", "ImageReadError", "PartialConv2d", "PatchDiscriminator",
            "TrainingViews", "ValidationPairs", "add_inpaint_config", "build_discriminator", "build_generator",
            "complete", "evaluate", "free_form_mask", "get_config", "image_metrics", "open_source", "read_image",
-           "read_mask", "seeded_mask", "shipped_configs"]
+           "read_mask", "seeded_mask"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from carafe_engine import CfgNode, ConfigError, add_defaults, get_cfg, load_config, set_choices
+from carafe_engine import (CfgNode, ConfigError, add_defaults, config_from_checkpoint, get_cfg, load_config,
+                           resolve_config_file, set_choices)
 
 from .modeling.models import CONVS, UPSAMPLERS
 
@@ -17,10 +18,7 @@ DEFAULTS = {
         "UPSAMPLER": "deconv",        # 'deconv' (Global&Local) or 'carafe'
         "CONV": "standard",           # 'standard' or 'partial' (official Partial Conv semantics)
         "WIDTH": 64,                  # channels of the first layer; every layer scales with it
-        "CARAFE": {"UP_KERNEL": 5, "UP_GROUP": 1, "ENCODER_KERNEL": 3, "COMPRESSED_CHANNELS": 64},
-        "WEIGHTS": "",                # checkpoint to start from (generator and, if present, discriminator)
         "SYNC_BN": True,              # BatchNorm statistics over all processes (GPUs, or CPU workers)
-        "DEVICE": "auto",             # 'auto' (CUDA where available), 'cuda', 'cuda:N' or 'cpu'
     },
     "DISCRIMINATOR": {"WIDTH": 64, "NUM_LAYERS": 3},
     "LOSS": {
@@ -41,14 +39,12 @@ DEFAULTS = {
         "IMAGE_SIZE": 256,
         "MAX_SCALE": 1.25,            # training views: shorter side resized to IMAGE_SIZE x U(1, MAX_SCALE), cropped
     },
-    "DATALOADER": {"NUM_WORKERS": 4},
     "SOLVER": {
         "BASE_LR": 1e-4,
         "BETAS": [0.5, 0.9],
         "IMS_PER_BATCH": 32,          # over all processes
         "MAX_ITER": 500000,
         "CHECKPOINT_PERIOD": 10000,
-        "LOG_PERIOD": 20,
     },
     "TEST": {
         "EVAL_PERIOD": 10000,
@@ -57,7 +53,6 @@ DEFAULTS = {
         "PRECISE_BN": {"ENABLED": False, "NUM_ITER": 200},
     },
     "VIS": {"PERIOD": 2000, "NUM_SAMPLES": 4},
-    "SEED": 0,
     "OUTPUT_DIR": "output/carafe-inpaint",
 }
 
@@ -70,21 +65,6 @@ VARIANT_LABELS = {("deconv", "standard"): "baseline", ("carafe", "standard"): "C
 RENAMED = {"DEVICE": "MODEL.DEVICE", "LOG_PERIOD": "SOLVER.LOG_PERIOD", "DATA": "DATASETS",
            "DATA.NUM_WORKERS": "DATALOADER.NUM_WORKERS",
            **{f"DATA.{key}": f"DATASETS.{key}" for key in DEFAULTS["DATASETS"]}}
-
-
-def shipped_configs() -> list[str]:
-    return sorted(p.name for p in CONFIG_DIR.glob("*.yaml"))
-
-
-def resolve_config_file(name: str | Path) -> Path:
-    """A path, or the name of a shipped config ('tiny_carafe.yaml' or 'tiny_carafe')."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    for candidate in (CONFIG_DIR / path.name, CONFIG_DIR / f"{path.name}.yaml"):
-        if candidate.is_file() and path.parent == Path("."):
-            return candidate
-    raise ConfigError(f"config file not found: {name} (shipped configs: {', '.join(shipped_configs())})")
 
 
 def add_inpaint_config(cfg: CfgNode) -> CfgNode:
@@ -122,7 +102,12 @@ def check_config(cfg: CfgNode) -> CfgNode:
     return cfg
 
 
+def checkpoint_config(state: dict, source: str) -> CfgNode:
+    """The config a checkpoint was trained with, over today's defaults."""
+    return config_from_checkpoint(add_inpaint_config(get_cfg()), state, source)
+
+
 def get_config(config_file: str | Path | None = None, opts=()) -> CfgNode:
     """DEFAULTS <- the config file (a path or a shipped config's name) <- KEY VALUE overrides, checked."""
-    path = resolve_config_file(config_file) if config_file else None
+    path = resolve_config_file(config_file, CONFIG_DIR) if config_file else None
     return check_config(load_config(add_inpaint_config(get_cfg()), path, opts))

@@ -7,7 +7,6 @@ from importlib import import_module
 _EXPORTS = {
     "DEFAULTS": "config",
     "load_seg_config": "config",
-    "shipped_configs": "config",
     "UPerNetDecoder": "modeling",
     "UPerNetSegmentor": "modeling",
     "build_model": "modeling",

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from carafe_engine import CfgNode, ConfigError, add_defaults, get_cfg, load_config, set_choices
+import carafe_engine
+from carafe_engine import (CfgNode, ConfigError, add_defaults, get_cfg, load_config, resolve_config_file,
+                           set_choices)
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -34,22 +35,11 @@ DEFAULTS = {
             "PPM_DIM": 512,
             "FPN_DIM": 512,
         },
-        # the upsampler of each of the three places: "bilinear" (the baseline) or "carafe"
+        # the upsampler of each of the three places: "bilinear" (the baseline) or "carafe"; CARAFEPack's
+        # hyperparameters are the engine's MODEL.CARAFE (the paper's: k_up 5, G 1, k_enc 3, C_m 64)
         "UPSAMPLER": {"PPM": "bilinear", "FPN": "bilinear", "FUSION": "bilinear"},
-        # CARAFEPack's hyperparameters (the paper's: k_up 5, G 1, k_enc 3, C_m 64)
-        "CARAFE": {
-            "UP_KERNEL": 5,
-            "UP_GROUP": 1,
-            "ENCODER_KERNEL": 3,
-            "ENCODER_DILATION": 1,
-            "COMPRESSED_CHANNELS": 64,
-        },
         # synchronized BatchNorm across processes (the paper's setting) when training on more than one
         "SYNC_BN": True,
-        # a carafe-seg checkpoint to start from (training) or to evaluate (--eval-only); "" = none
-        "WEIGHTS": "",
-        # auto (this process's GPU where there is one), cpu, cuda or cuda:N
-        "DEVICE": "auto",
     },
     "DATASETS": {
         # the ADEChallengeData2016 folder (images/{training,validation}, annotations/{training,validation})
@@ -74,42 +64,19 @@ DEFAULTS = {
         "PIXEL_MEAN": [123.675, 116.28, 103.53],
         "PIXEL_STD": [58.395, 57.12, 57.375],
     },
+    # the engine's SOLVER defaults are the paper's: 16 images per batch over all processes (8 GPUs x 2), lr 0.02,
+    # momentum 0.9, weight decay 1e-4
     "SOLVER": {
-        "IMS_PER_BATCH": 16,  # over all processes (the paper: 8 GPUs x 2)
-        "BASE_LR": 0.02,
-        "MOMENTUM": 0.9,
-        "WEIGHT_DECAY": 0.0001,
         "POLY_POWER": 0.9,
         "EPOCHS": 20,  # the length of the run (unless SOLVER.MAX_ITER > 0)
         # iterations per epoch; the official code's epoch is 5000 iterations; 0 = one pass over the training set
         "ITERS_PER_EPOCH": 5000,
-        "CHECKPOINT_PERIOD": 5000,
-        "LOG_PERIOD": 20,  # iterations between log lines (and metrics.jsonl records)
-    },
-    "TEST": {
-        "EVAL_PERIOD": 0,  # iterations between evaluations during training; 0 = at the end only
     },
     # batches of images of one orientation (portrait or landscape), as the official trainer
-    "DATALOADER": {"NUM_WORKERS": 4, "ASPECT_RATIO_GROUPING": True},
+    "DATALOADER": {"ASPECT_RATIO_GROUPING": True},
     "SEED": 304,
     "OUTPUT_DIR": "output/carafe-seg",
 }
-
-
-def shipped_configs() -> list[str]:
-    return sorted(p.name for p in CONFIG_DIR.glob("*.yaml"))
-
-
-def resolve_config_path(path: str | Path) -> Path:
-    """A path as given, or, when no such file exists, the shipped config of that name (so an installed package
-    runs `--config-file upernet_r50_ade20k_carafe.yaml` from any folder)."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    shipped = CONFIG_DIR / path.name
-    if path.parent == Path(".") and shipped.is_file():
-        return shipped
-    raise ConfigError(f"config file not found: {path} (shipped configs: {', '.join(shipped_configs())})")
 
 
 def add_seg_config(cfg: CfgNode) -> CfgNode:
@@ -162,26 +129,10 @@ def describe_upsamplers(cfg) -> str:
 
 def load_seg_config(path: str | Path | None = None, opts=()) -> CfgNode:
     """DEFAULTS <- the YAML file (a path or a shipped config's name) <- KEY VALUE overrides, then checked."""
-    resolved = resolve_config_path(path) if path is not None else None
+    resolved = resolve_config_file(path, CONFIG_DIR) if path is not None else None
     return check_config(load_config(default_config(), resolved, opts))
-
-
-def _as_overrides(nested: dict, prefix: str = "") -> list[str]:
-    """{'SOLVER': {'BASE_LR': 0.01}} -> ['SOLVER.BASE_LR', '0.01'] (values as YAML, which the overrides parse)."""
-    opts = []
-    for key, value in nested.items():
-        if isinstance(value, dict):
-            opts += _as_overrides(value, f"{prefix}{key}.")
-        else:
-            opts += [f"{prefix}{key}", yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()]
-    return opts
 
 
 def config_from_checkpoint(state: dict, source: str) -> CfgNode:
     """The config a checkpoint was trained with (checkpoints store it), applied over today's defaults."""
-    if not isinstance(state.get("config"), dict):
-        raise ConfigError(f"{source}: checkpoint has no 'config' entry")
-    try:
-        return check_config(load_config(default_config(), None, _as_overrides(state["config"])))
-    except ConfigError as error:
-        raise ConfigError(f"{source}: {error}") from None
+    return check_config(carafe_engine.config_from_checkpoint(default_config(), state, source))

@@ -7,28 +7,15 @@ import importlib.util
 from pathlib import Path
 
 import yaml
-from carafe_engine import ConfigError
+from carafe_engine import resolve_config_file
 
 CONFIG_DIR = Path(__file__).resolve().parent
 
 
-def config_path(name: str) -> Path:
-    """configs/<name> inside the package, e.g. config_path('torchvision/mask_rcnn_R_50_FPN_carafe_1x.yaml')."""
-    path = CONFIG_DIR / name
-    if not path.is_file():
-        shipped = sorted(str(p.relative_to(CONFIG_DIR)) for p in CONFIG_DIR.rglob("*.yaml"))
-        raise FileNotFoundError(f"no shipped config {name!r}; shipped: {', '.join(shipped)}")
-    return path
-
-
-def resolve_config_path(path: str | None) -> str | None:
-    """A path as given, or else the shipped config of that name (configs/<path>)."""
-    if path is None or Path(path).is_file():
-        return path
-    shipped = CONFIG_DIR / path
-    if shipped.is_file():
-        return str(shipped)
-    raise ConfigError(f"config file not found: {path} (nor a shipped config {shipped})")
+def resolve_config_path(path: str | Path | None) -> str | None:
+    """A path as given, or else the shipped config of that name (configs/<path>, e.g.
+    'torchvision/mask_rcnn_R_50_FPN_carafe_1x.yaml'); None stays None."""
+    return None if path is None else str(resolve_config_file(path, CONFIG_DIR))
 
 
 def declared_engine(path: str | None) -> str | None:

@@ -1,5 +1,6 @@
-"""The torchvision engine's config: every key a YAML file (configs/torchvision/*.yaml) or a `KEY VALUE` override
-may set, with its default. Key names follow detectron2's where the two engines share a meaning."""
+"""The torchvision engine's config: its keys on the engine's base tree (carafe_engine.get_cfg(), which holds
+MODEL.DEVICE, MODEL.WEIGHTS, MODEL.CARAFE, SOLVER, DATALOADER, TEST, OUTPUT_DIR and SEED), with their defaults.
+Key names follow detectron2's where the two engines share a meaning."""
 
 from __future__ import annotations
 
@@ -16,8 +17,6 @@ DEFAULTS: dict = {
     "ENGINE": ENGINE_NAME,  # marks the file as a torchvision-engine config (carafe-det-train picks the engine by it)
     "MODEL": {
         "MASK_ON": False,  # False: Faster R-CNN; True: Mask R-CNN
-        "DEVICE": "auto",  # auto: cuda when available, else cpu
-        "WEIGHTS": "",  # a carafe-det checkpoint to start from or to evaluate ("" = fresh model)
         "BACKBONE": {
             "NAME": "resnet50",  # a torchvision ResNet: resnet18, resnet34, resnet50, resnet101
             "WEIGHTS": "",  # ImageNet weights for it: a torchvision state-dict file (e.g. resnet50-0676ba61.pth)
@@ -29,8 +28,6 @@ DEFAULTS: dict = {
             "UPSAMPLE": "carafe",  # carafe | nearest: the top-down pathway's x2 upsampler
             "TOP_LEVEL": "conv",  # conv: FPN_CARAFE's P6 (a stride-2 conv in the top-down pathway); maxpool: standard FPN
         },
-        "CARAFE": {"UP_KERNEL": 5, "UP_GROUP": 1, "ENCODER_KERNEL": 3, "ENCODER_DILATION": 1,
-                   "COMPRESSED_CHANNELS": 64},
         "ANCHOR_GENERATOR": {"SIZES": [[32], [64], [128], [256], [512]], "ASPECT_RATIOS": [0.5, 1.0, 2.0]},
         "RPN": {
             "PRE_NMS_TOPK_TRAIN": 2000, "PRE_NMS_TOPK_TEST": 1000,
@@ -59,23 +56,15 @@ DEFAULTS: dict = {
         "TRAIN": "train2017",
         "TEST": "val2017",
     },
-    # ASPECT_RATIO_GROUPING: each batch of landscape or of portrait images only (the engine's sampler groups)
-    "DATALOADER": {"NUM_WORKERS": 4, "FILTER_EMPTY_ANNOTATIONS": True, "ASPECT_RATIO_GROUPING": False},
+    "DATALOADER": {"FILTER_EMPTY_ANNOTATIONS": True},
+    # the engine's SOLVER defaults (16 images per batch over all processes, lr 0.02, momentum 0.9, weight decay
+    # 1e-4; MAX_ITER > 0 overrides the epochs) and these
     "SOLVER": {
-        "IMS_PER_BATCH": 16,  # over all processes
-        "BASE_LR": 0.02, "MOMENTUM": 0.9, "WEIGHT_DECAY": 0.0001,
-        "EPOCHS": 12.0,  # schedule length; MAX_ITER > 0 overrides it
+        "EPOCHS": 12.0,  # schedule length
         "STEPS": [8.0, 11.0],  # epochs at which the learning rate is multiplied by GAMMA
         "GAMMA": 0.1,
-        "MAX_ITER": 0,
         "WARMUP_ITERS": 500, "WARMUP_FACTOR": 0.001,
-        "CHECKPOINT_PERIOD": 5000,  # iterations
-        "LOG_PERIOD": 20,
-        "AMP": False,  # mixed precision on CUDA
     },
-    "TEST": {"EVAL_PERIOD": 0},  # iterations between evaluations; 0: at the end only
-    "OUTPUT_DIR": "output",
-    "SEED": 0,
 }
 
 DETECTRON2_ONLY_KEYS = ("'MODEL.META_ARCHITECTURE'", "'VERSION'", "'MODEL.RESNETS'", "'MODEL.PROPOSAL_GENERATOR'")

@@ -8,7 +8,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Dict
 
-from carafe_engine import CheckpointError, Config, ConfigError, load_pretrained
+from carafe_engine import CfgNode, CheckpointError, ConfigError, load_pretrained
 from torch import Tensor, nn
 from torchvision.models import resnet
 from torchvision.models.resnet import BasicBlock
@@ -57,7 +57,7 @@ def _output_channels(block: nn.Module) -> int:
 class ResNetFPNBackbone(nn.Module):
     """ResNet C2..C5 -> CARAFEFPN -> OrderedDict '0'..'3', 'pool' (the names torchvision's heads expect)."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: CfgNode):
         super().__init__()
         name = cfg.MODEL.BACKBONE.NAME
         if name not in BACKBONES:
@@ -87,7 +87,7 @@ class ResNetFPNBackbone(nn.Module):
         return OrderedDict([(name, level) for name, level in zip(["0", "1", "2", "3", "pool"], levels)])
 
 
-def build_model(cfg: Config) -> nn.Module:
+def build_model(cfg: CfgNode) -> nn.Module:
     """torchvision FasterRCNN (MODEL.MASK_ON false) or MaskRCNN with the CARAFE modules, on the CPU."""
     backbone = ResNetFPNBackbone(cfg)
     m = cfg.MODEL
@@ -143,7 +143,7 @@ class TrainTestTransform(GeneralizedRCNNTransform):
         return self
 
 
-def set_test_sizes(model: nn.Module, cfg: Config) -> None:
+def set_test_sizes(model: nn.Module, cfg: CfgNode) -> None:
     """Gives the model a TrainTestTransform with INPUT.MIN/MAX_SIZE_TRAIN and _TEST."""
     old = model.transform
     model.transform = TrainTestTransform(((cfg.INPUT.MIN_SIZE_TRAIN,), cfg.INPUT.MAX_SIZE_TRAIN),

@@ -6,7 +6,7 @@
     carafe-seg-train --config-file ... --resume                # continue from OUTPUT_DIR's last checkpoint
     carafe-seg-train --config-file ... --eval-only MODEL.WEIGHTS output/.../model_final.pth
 
---config-file takes a path or a shipped config's name (carafe_seg.shipped_configs()). OUTPUT_DIR receives
+--config-file takes a path or the name of a config shipped in carafe_seg/configs. OUTPUT_DIR receives
 config.yaml, log.txt, metrics.jsonl (training losses and evaluations), checkpoints (model_<iter>.pth,
 model_final.pth, last_checkpoint) and eval.json (the latest evaluation, per class). See carafe_seg.engine for
 the training recipe.
