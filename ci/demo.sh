@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The main job: sets up .venv (first run only), then runs the demo of every package into demo_output/
 # (or the folder given as the first argument):
-#   carafe-ops      the op checked against the reference on every backend and dtype, a benchmark, and tiny
-#                   segmentation models with nearest / bilinear / deconvolution / CARAFE upsamplers side by side
+#   carafe-ops      the op checked against the reference on every backend and dtype, and a benchmark
 #   carafe-seg      tiny UperNet, bilinear baseline vs CARAFE, on a generated ADE20K-layout dataset
 #   carafe-inpaint  tiny Global&Local, deconvolution baseline vs CARAFE (and Partial Conv), on shipped photographs
 #   carafe-det      tiny Mask R-CNN, nearest/deconv baseline vs CARAFE, on a generated COCO-format dataset

@@ -203,3 +203,21 @@ def test_select_device_names_the_key_it_came_from():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="MODEL.DEVICE is 'cuda' but this machine has no CUDA GPU"):
             select_device("cuda")
+
+
+def test_training_curves_are_drawn_from_each_runs_metrics(tmp_path):
+    from PIL import Image
+
+    from carafe_engine import append_metrics, plot_training_curves, read_metrics
+
+    runs = {}
+    for name, scale in (("baseline", 1.0), ("carafe", 0.5)):
+        runs[name] = tmp_path / name
+        for iteration in (10, 20, 30):
+            append_metrics(runs[name], {"iteration": iteration, "loss": scale / iteration})
+        append_metrics(runs[name], {"iteration": 30, "psnr": 20 + scale})
+    assert [r["iteration"] for r in read_metrics(runs["carafe"])] == [10, 20, 30, 30]
+    path = tmp_path / "curves.png"
+    plot_training_curves(runs, path, [("loss", "loss"), ("psnr", "PSNR (dB)")], title="two runs", log_scale=True)
+    with Image.open(path) as image:
+        assert image.width > 2 * image.height > 0  # two panels side by side

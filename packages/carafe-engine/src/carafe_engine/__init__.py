@@ -9,7 +9,8 @@ from .config import (CfgNode, ConfigError, add_defaults, config_from_checkpoint,
 from .distributed import (all_reduce_mean, all_reduce_sum, barrier, get_rank, get_world_size, is_main_process, launch,
                           select_device)
 from .errors import USER_ERRORS, DatasetError, report_user_errors
-from .progress import ProgressLogger, append_metrics, progress_bar, truncate_metrics, write_json_atomic
+from .progress import (ProgressLogger, append_metrics, plot_training_curves, progress_bar, read_metrics,
+                       truncate_metrics, write_json_atomic)
 from .sampler import Sample, TrainingSampler, sample_rng
 from .sync_batchnorm import CPUSyncBatchNorm, convert_sync_batchnorm
 from .trainer import HookBase, PeriodicHook, RunLog, Trainer, epochs_to_iterations, run_trainer, train_command
@@ -30,7 +31,9 @@ __all__ = [
     "CommandLineParser",
     "add_defaults",
     "predict_argument_parser",
+    "plot_training_curves",
     "progress_bar",
+    "read_metrics",
     "train_command",
     "epochs_to_iterations",
     "sample_rng",

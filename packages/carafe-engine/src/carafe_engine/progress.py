@@ -44,6 +44,36 @@ def append_metrics(output_dir: str | Path, record: dict) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
+def read_metrics(output_dir: str | Path) -> list[dict]:
+    """The records of output_dir/metrics.jsonl, in order."""
+    lines = (Path(output_dir) / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def plot_training_curves(runs: dict[str, str | Path], path: str | Path, panels: list[tuple[str, str]],
+                         title: str = "", log_scale: bool = False) -> None:
+    """A PNG with one panel per (metrics key, axis label): the key against the iteration in each run's
+    metrics.jsonl (training losses and evaluations alike). matplotlib is imported here (the task packages have
+    it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.3), squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels):
+        for name, run in runs.items():
+            points = [(record["iteration"], record[key]) for record in read_metrics(run) if key in record]
+            ax.plot(*zip(*points), marker="o" if len(points) <= 20 else None, markersize=3, label=name)
+        ax.set(xlabel="iteration", ylabel=label, yscale="log" if log_scale else "linear")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def truncate_metrics(output_dir: str | Path, iteration: int) -> None:
     """Drops the records of output_dir/metrics.jsonl logged after `iteration` (a run killed past its last
     checkpoint logged them; the resumed run logs those iterations again)."""

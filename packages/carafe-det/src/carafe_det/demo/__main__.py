@@ -25,19 +25,16 @@ import sys
 import time
 from pathlib import Path
 
-import matplotlib
+import torch
+from carafe_engine import plot_training_curves
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from ..configs import resolve_config_path  # noqa: E402
-from ..data.coco_folder import read_image  # noqa: E402
-from ..data.shapes import make_shapes_dataset  # noqa: E402
-from ..visualization import save_detections  # noqa: E402
-from ..inference import TorchvisionPredictor  # noqa: E402
-from ..reassembly import model_reassembly, reassembly_figure  # noqa: E402
-from ..torchvision_engine import CocoDetectionDataset, DetectionTrainer, load_torchvision_config  # noqa: E402
+from ..configs import resolve_config_path
+from ..data.coco_folder import read_image
+from ..data.shapes import make_shapes_dataset
+from ..visualization import save_detections
+from ..inference import TorchvisionPredictor
+from ..reassembly import model_reassembly, reassembly_figure
+from ..torchvision_engine import CocoDetectionDataset, DetectionTrainer, load_torchvision_config
 
 MODELS = {"baseline": "torchvision/tiny_shapes_mask_rcnn.yaml",
           "carafe": "torchvision/tiny_shapes_mask_rcnn_carafe.yaml"}
@@ -88,23 +85,6 @@ def gt_points(dataset: CocoDetectionDataset, index: int) -> list[tuple[float, fl
         row = torch.nonzero(mask[cy])
         points += [((x0 + x1) / 2, (y0 + y1) / 2), (float(row.min()) + 0.5 if len(row) else x0, cy + 0.5)]
     return points[:4]
-
-
-def training_curves(outputs: dict[str, Path], path: Path) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    for name, output in outputs.items():
-        records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
-        losses = [r for r in records if "loss" in r]
-        axes[0].plot([r["iteration"] for r in losses], [r["loss"] for r in losses], label=TITLES[name])
-        axes[1].plot([r["iteration"] for r in losses], [r["loss_mask"] for r in losses], label=TITLES[name])
-    for ax, title in zip(axes, ("total loss", "mask loss")):
-        ax.set_xlabel("iteration")
-        ax.set_title(title, fontsize=9)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def summary_lines(metrics: dict, args) -> list[str]:
@@ -181,7 +161,8 @@ def main(argv=None) -> int:
     reassembly, scale = model_reassembly(predictors["carafe"], image, level=0)
     reassembly_figure(image, reassembly, gt_points(val, 0), out / "reassembly.png", scale,
                       title="CARAFE in the FPN: units of P3 reassembled into P2 locations (object centres, edges)")
-    training_curves(outputs, out / "training_curves.png")
+    plot_training_curves({TITLES[name]: folder for name, folder in outputs.items()}, out / "training_curves.png",
+                         [("loss", "total loss"), ("loss_mask", "mask loss")])
 
     iterations = json.loads((outputs["carafe"] / "eval.json").read_text())["iteration"]
     metrics = {"models": models, "learned": learned, "iterations": iterations, "seconds": time.perf_counter() - started,

@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from carafe_engine import plot_training_curves  # noqa: E402
 
 from ..config import VARIANT_LABELS, get_config  # noqa: E402
 from ..data.masks import seeded_mask  # noqa: E402
@@ -63,23 +64,6 @@ def evaluate_untrained(trainer: InpaintingTrainer) -> dict:
     if trainer.cfg.TEST.PRECISE_BN.ENABLED:
         trainer.precise_bn()
     return trainer.evaluate()
-
-
-def training_curves(runs: dict[str, Path], path: Path) -> None:
-    fig, (loss_ax, psnr_ax) = plt.subplots(1, 2, figsize=(9, 3.3))
-    for name, folder in runs.items():
-        records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
-        train = [r for r in records if "loss_l1_hole" in r]
-        val = [r for r in records if "model/psnr" in r]
-        loss_ax.plot([r["iteration"] for r in train], [r["loss_l1_hole"] for r in train], label=name)
-        psnr_ax.plot([r["iteration"] for r in val], [r["model/psnr"] for r in val], "o-", label=name)
-    loss_ax.set(xlabel="iteration", ylabel="L1 in the hole ([-1, 1] scale)", title="training loss")
-    psnr_ax.set(xlabel="iteration", ylabel="PSNR (dB)", title="held-out photographs")
-    for ax in (loss_ax, psnr_ax):
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 @torch.no_grad()
@@ -148,7 +132,8 @@ def main(argv=None) -> int:
 
     log("\n[4/4] figures")
     figure4(trainers, out / "figure4_inpainting.png")
-    training_curves(runs, out / "training_curves.png")
+    plot_training_curves(runs, out / "training_curves.png", [("loss_l1_hole", "L1 in the hole ([-1, 1] scale)"),
+                                                             ("model/psnr", "PSNR on held-out photographs (dB)")])
 
     val = reference.val_set
     summary = {

@@ -1,9 +1,9 @@
-"""python -m carafe_ops.demo: checks the op against the reference on every backend and dtype, benchmarks it,
-trains tiny segmentation models that differ only in their decoder's upsamplers (nearest, bilinear,
-deconvolution, CARAFE), and writes their metrics side by side and figures.
+"""python -m carafe_ops.demo: checks the op against the float64 reference on every backend and dtype and
+benchmarks it next to nearest and bilinear interpolation and a deconvolution. (The upsamplers compared inside
+trained models are the task packages' demos: bilinear in carafe-seg, nearest and deconvolution in carafe-det,
+deconvolution in carafe-inpaint.)
 
-Outputs (in --output): metrics.json, summary.md, benchmark.json and the PNGs segmentation_examples,
-reassembly_kernels, training_curves and benchmark.
+Outputs (in --output): metrics.json, summary.md, benchmark.json and benchmark.png.
 """
 
 from __future__ import annotations
@@ -16,11 +16,8 @@ from pathlib import Path
 import torch
 
 from .. import bench, build_info, carafe, has_cuda
-from ..nn import UPSAMPLERS
 from ..testing import compare_with_reference, make_inputs
-from . import figures
-from .scenes import make_scenes
-from .segmentation_task import evaluate, train
+from .figures import benchmark_bars
 
 
 def check_backends(log) -> list[dict]:
@@ -43,9 +40,6 @@ def check_backends(log) -> list[dict]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m carafe_ops.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, default=Path("demo_output/carafe-ops"))
-    parser.add_argument("--steps", type=int, default=400, help="training steps per toy model")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
@@ -53,38 +47,20 @@ def main(argv=None) -> int:
     log = print
 
     log(f"carafe-ops {build_info()['version']}, backends {build_info()['backends']}, torch {torch.__version__}")
-    log("\n[1/4] op vs float64 reference (fresh random inputs, forward and both gradients)")
+    log("\n[1/2] op vs float64 reference (fresh random inputs, forward and both gradients)")
     checks = check_backends(log)
 
-    log("\n[2/4] benchmark")
+    log("\n[2/2] benchmark")
     device = torch.device("cuda" if torch.cuda.is_available() and has_cuda() else "cpu")
     bench_result = bench.run(device, bench.SUITES["quick"], [torch.float32], with_reference=True, log=log)
     (out / "benchmark.json").write_text(json.dumps(bench_result, indent=2))
 
-    log(f"\n[3/4] toy segmentation of synthetic scenes: {len(UPSAMPLERS)} models x {args.steps} steps")
-    train_images, train_labels = make_scenes(1024, seed=args.seed)
-    val_images, val_labels = make_scenes(128, seed=args.seed + 1)
-    models, losses, metrics = {}, {}, {}
-    for kind in UPSAMPLERS:
-        model, loss = train(kind, train_images, train_labels, args.steps, args.batch, args.seed, log)
-        models[kind], losses[kind] = model, loss
-        metrics[kind] = {**evaluate(model, val_images, val_labels),
-                         "parameters": sum(p.numel() for p in model.parameters())}
-    log(f"\n{'upsampler':<10}{'val mIoU':>10}{'pixel acc':>11}{'parameters':>12}")
-    for kind, m in metrics.items():
-        log(f"{kind:<10}{m['mIoU']:10.2f}{m['pixel_accuracy']:11.2f}{m['parameters']:12d}")
-
-    log("\n[4/4] figures")
-    figures.segmentation_examples(models, val_images[:4], val_labels[:4], out / "segmentation_examples.png")
-    figures.reassembly_kernels(models["carafe"], val_images[0], val_labels[0], out / "reassembly_kernels.png")
-    figures.training_curves(losses, out / "training_curves.png")
-    figures.benchmark_bars(bench_result, out / "benchmark.png")
+    benchmark_bars(bench_result, out / "benchmark.png")
 
     summary = {
         "build": build_info(),
         "torch": torch.__version__,
         "checks": checks,
-        "toy_segmentation": {"steps": args.steps, "batch": args.batch, "models": metrics},
         "benchmark": {"device": bench_result["device"], "file": "benchmark.json"},
         "seconds": time.perf_counter() - started,
     }
@@ -93,14 +69,11 @@ def main(argv=None) -> int:
              "| device | dtype | output | grad_features | grad_masks | verdict |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['device']} | {r['dtype']} | {r['output']:.2e} | {r['grad_features']:.2e} | {r['grad_masks']:.2e} "
               f"| {'ok' if r['ok'] else 'FAIL'} |" for r in checks]
-    lines += ["", f"## Toy segmentation ({args.steps} steps, batch {args.batch}; validation set of 128 scenes)", "",
-              "| upsampler | mIoU (%) | pixel accuracy (%) | parameters |", "|---|---|---|---|"]
-    lines += [f"| {k} | {m['mIoU']:.2f} | {m['pixel_accuracy']:.2f} | {m['parameters']} |" for k, m in metrics.items()]
     lines += ["", f"## Benchmark ({bench_result['device']})", "", "| method | pass | ms | x floor |", "|---|---|---|---|"]
     lines += [f"| {r['method']} | {r['pass']} | {r['ms']:.3f} | {r['ratio_to_floor']:.1f} |" for r in bench_result["results"]]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    log(f"\nwrote {out}/: metrics.json, summary.md, benchmark.json, segmentation_examples.png, "
-        f"reassembly_kernels.png, training_curves.png, benchmark.png ({time.perf_counter() - started:.0f}s)")
+    log(f"\nwrote {out}/: metrics.json, summary.md, benchmark.json, benchmark.png "
+        f"({time.perf_counter() - started:.0f}s)")
     return 0 if all(r["ok"] for r in checks) else 1
 
 

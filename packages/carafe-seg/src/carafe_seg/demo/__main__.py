@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from carafe_engine import plot_training_curves
 
 from ..cli.predict import main as predict
 from ..cli.train import main as train
@@ -29,27 +30,6 @@ from ..evaluation import evaluate
 from ..modeling import build_model
 
 MODELS = {"bilinear": "tiny.yaml", "CARAFE": "tiny_carafe.yaml"}
-
-
-def training_curves(runs: dict[str, Path], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for name, run in runs.items():
-        records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-        points = [(r["iteration"], r["loss"]) for r in records if "loss" in r]
-        ax.plot(*zip(*points), label=name, marker="o", markersize=3)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("training loss (cross-entropy)")
-    ax.set_yscale("log")
-    ax.legend()
-    ax.set_title("tiny UperNet on the synthetic scenes", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def main(argv=None) -> int:
@@ -102,7 +82,8 @@ def main(argv=None) -> int:
              "--annotations", str(data / "annotations" / "validation"), "--limit", "6",
              "--output", str(out / "predictions"), "--device", "cpu"])
     shutil.copy(out / "predictions" / "figure.png", out / "figure3_segmentation.png")
-    training_curves(runs, out / "training_curves.png")
+    plot_training_curves(runs, out / "training_curves.png", [("loss", "training loss (cross-entropy)")],
+                         title="tiny UperNet on the synthetic scenes", log_scale=True)
 
     summary = {"dataset": {"root": str(data), "train": args.train, "val": args.val, "seed": args.seed},
                "epochs": args.epochs, "models": metrics, "seconds": time.perf_counter() - started}
