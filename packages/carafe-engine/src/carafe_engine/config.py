@@ -57,7 +57,12 @@ from fvcore.common.config import CfgNode as _FvcoreCfgNode
 # where a node keeps the choices of its own keys ({leaf name: allowed values}); in the node's __dict__, so that
 # clone(), deepcopy and pickle keep it, as they keep yacs's own state (frozen, renamed keys)
 _CHOICES = "__choices__"
-_RENAMED = re.compile(r"Key (\S+) was renamed to (\S+); please update your config\.(?: Note: )?(.*)")
+_RENAMED = re.compile(r"Key (\S+) was renamed to .*")
+
+
+def _renamed_to(new: str | tuple) -> tuple[str, str]:
+    """(the new key, '; note') of an entry of yacs's renamed keys (a key, or (key, note))."""
+    return (new[0], f"; {new[1]}") if isinstance(new, tuple) else (new, "")
 
 
 class ConfigError(ValueError):
@@ -111,12 +116,15 @@ class CfgNode(_FvcoreCfgNode):
             raise ConfigError(f"{where}: the reserved key {BASE_KEY!r} can only be used at the top of a file")
         try:
             _FvcoreCfgNode.merge_from_other_cfg(self, CfgNode.from_dict(_floats_where_floats(mapping, self), where))
-        except KeyError as error:
+        except KeyError as error:  # yacs: a key the tree does not have, or one registered as renamed
             renamed = _RENAMED.fullmatch(str(error.args[0]))
-            if renamed:
-                note = f"; {renamed[3]}" if renamed[3] else ""
-                raise ConfigError(f"{where}: config key {renamed[1]!r} was renamed to {renamed[2]!r}{note}") from None
-            raise _unknown_key(self, override or str(error.args[0]).rpartition(": ")[2], where) from None
+            key = renamed[1] if renamed else str(error.args[0]).rpartition(": ")[2]
+            if override and (self.key_is_renamed(override) or not renamed):
+                key = override  # the whole dotted key, not the first section yacs did not find
+            if not self.key_is_renamed(key):
+                raise _unknown_key(self, key, where) from None
+            new, note = _renamed_to(self.__dict__[CfgNode.RENAMED_KEYS][key])
+            raise ConfigError(f"{where}: config key {key!r} was renamed to {new!r}{note}") from None
         except ValueError as error:  # yacs: "Type mismatch (...) for config key: KEY"
             raise _type_error(self, mapping, str(error).rpartition("config key: ")[2], where) from None
         _check_choices(self, where)
