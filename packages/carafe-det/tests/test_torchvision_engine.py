@@ -4,6 +4,7 @@ another model refused by the trainer, the learning-rate schedule, and the COCO s
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,7 +20,7 @@ from carafe_det.torchvision_engine import (CocoDetectionDataset, build_model, ch
 from carafe_det.torchvision_engine.evaluate import score
 from carafe_det.torchvision_engine.trainer import DetectionTrainer, lr_factor, schedule_length
 
-PAPER = {name: resolve_config_path(f"torchvision/{name}.yaml") for name in (
+PAPER = {name: Path(resolve_config_path(f"torchvision/{name}.yaml")) for name in (
     "faster_rcnn_R_50_FPN_1x", "faster_rcnn_R_50_FPN_carafe_1x", "mask_rcnn_R_50_FPN_1x",
     "mask_rcnn_R_50_FPN_carafe_1x")}
 
