@@ -209,3 +209,9 @@ def test_config_from_checkpoint_keeps_new_keys_and_names_the_file():
         config_from_checkpoint(task_cfg(), {"config": saved}, "old.pth")
     with pytest.raises(ConfigError, match="x.pth: checkpoint has no 'config' entry"):
         config_from_checkpoint(task_cfg(), {}, "x.pth")
+
+
+def test_a_value_yaml_reads_as_another_type_names_the_file_and_key(tmp_path):
+    path = write(tmp_path / "cfg.yaml", "SEED: 2020-01-01\n")  # YAML reads a date
+    with pytest.raises(ConfigError, match=r"cfg.yaml: Key SEED with value <class 'datetime.date'> is not a valid"):
+        load_config(get_cfg(), path)

@@ -114,8 +114,9 @@ class CfgNode(_FvcoreCfgNode):
         """yacs's merge of mapping into this tree, its errors as ConfigErrors; then the choices are checked."""
         if BASE_KEY in mapping:
             raise ConfigError(f"{where}: the reserved key {BASE_KEY!r} can only be used at the top of a file")
+        updates = CfgNode.from_dict(_floats_where_floats(mapping, self), where)  # its own ConfigError, not yacs's
         try:
-            _FvcoreCfgNode.merge_from_other_cfg(self, CfgNode.from_dict(_floats_where_floats(mapping, self), where))
+            _FvcoreCfgNode.merge_from_other_cfg(self, updates)
         except KeyError as error:  # yacs: a key the tree does not have, or one registered as renamed
             renamed = _RENAMED.fullmatch(str(error.args[0]))
             key = renamed[1] if renamed else str(error.args[0]).rpartition(": ")[2]

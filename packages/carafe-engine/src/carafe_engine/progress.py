@@ -64,7 +64,8 @@ def plot_training_curves(runs: dict[str, str | Path], path: str | Path, panels: 
     for ax, (key, label) in zip(axes[0], panels):
         for name, run in runs.items():
             points = [(record["iteration"], record[key]) for record in read_metrics(run) if key in record]
-            ax.plot(*zip(*points), marker="o" if len(points) <= 20 else None, markersize=3, label=name)
+            if points:
+                ax.plot(*zip(*points), marker="o" if len(points) <= 20 else None, markersize=3, label=name)
         ax.set(xlabel="iteration", ylabel=label, yscale="log" if log_scale else "linear")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

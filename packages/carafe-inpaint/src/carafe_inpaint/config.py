@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from carafe_engine import (CfgNode, ConfigError, add_defaults, config_from_checkpoint, get_cfg, load_config,
-                           resolve_config_file, set_choices)
+import carafe_engine
+from carafe_engine import CfgNode, ConfigError, add_defaults, get_cfg, load_config, resolve_config_file, set_choices
 
 from .modeling.models import CONVS, UPSAMPLERS
 
@@ -102,9 +102,9 @@ def check_config(cfg: CfgNode) -> CfgNode:
     return cfg
 
 
-def checkpoint_config(state: dict, source: str) -> CfgNode:
+def config_from_checkpoint(state: dict, source: str) -> CfgNode:
     """The config a checkpoint was trained with, over today's defaults."""
-    return config_from_checkpoint(add_inpaint_config(get_cfg()), state, source)
+    return carafe_engine.config_from_checkpoint(add_inpaint_config(get_cfg()), state, source)
 
 
 def get_config(config_file: str | Path | None = None, opts=()) -> CfgNode:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from carafe_engine import ConfigError, load_checkpoint, progress_bar
 
-from .config import KIND, VARIANT_LABELS, checkpoint_config
+from .config import KIND, VARIANT_LABELS, config_from_checkpoint
 from .data.datasets import folder_images
 from .data.images import center_crop, read_image, read_mask, to_tensor, validation_view, write_image, write_mask
 from .data.masks import seeded_mask
@@ -26,7 +26,7 @@ from .visualization import comparison_figure, masked_view
 def load_generator(path: str | Path, device: torch.device) -> tuple[GLGenerator, str]:
     """The generator of a carafe-inpaint checkpoint, in eval mode, and a label for its variant."""
     state = load_checkpoint(path, map_location=device, kind=KIND)
-    model = checkpoint_config(state, str(path)).MODEL
+    model = config_from_checkpoint(state, str(path)).MODEL
     generator = GLGenerator(model.UPSAMPLER, model.CONV, model.WIDTH, model.CARAFE)
     load_generator_state(generator, state, path)
     return generator.to(device).eval(), VARIANT_LABELS[(model.UPSAMPLER, model.CONV)]

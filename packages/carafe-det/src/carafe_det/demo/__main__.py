@@ -102,8 +102,8 @@ def summary_lines(metrics: dict, args) -> list[str]:
     lines += ["", f"CARAFE learned (box and mask AP50 at least {LEARNED_MARGIN:.0f} points above the untrained "
                   f"model's): {'yes' if metrics['learned'] else 'NO'}.", "",
               "For reference, mmdetection v2's model zoo on COCO val2017 with ResNet-50 (1x schedule): Mask R-CNN "
-              "38.2 box / 34.7 mask AP, with CARAFE 39.3 / 35.8. The tiny models here differ from those in size, data and schedule; "
-              "one seed each, so their gap is indicative only.", "",
+              "38.2 box / 34.7 mask AP, with CARAFE 39.3 / 35.8. The tiny models here differ from those in size, "
+              "data and schedule; one seed each, so their gap is indicative only.", "",
               "Figures: `detections.png` (baseline | CARAFE, as the paper's Figure 2), `reassembly.png` (what "
               "CARAFE reassembles into chosen P2 locations, as the paper's Figure 1), `training_curves.png`."]
     return lines
