@@ -12,7 +12,8 @@ import torch
 from carafe_engine import ConfigError, TrainingSampler
 from pycocotools import mask as mask_util
 
-from carafe_det.data import DatasetError, load_annotations, locate_split, read_image
+from carafe_det.data import DatasetError, load_annotations, locate_split
+from carafe_engine import read_image
 from carafe_det.cli.make_data import main as shapes_main
 from carafe_det.data.shapes import CLASSES, write_split
 from carafe_det.torchvision_engine.data import CocoDetectionDataset
@@ -92,7 +93,7 @@ def test_image_that_cannot_be_decoded_names_the_file(tmp_path, shapes_root):
     broken = root / "train" / data["images"][0]["file_name"]
     broken.write_bytes(b"\x89PNG truncated")
     dataset = CocoDetectionDataset(root, "train", with_masks=True)
-    with pytest.raises(DatasetError, match=f"cannot decode image {broken}"):
+    with pytest.raises(DatasetError, match=f"cannot read image {broken}"):
         dataset[0]
 
 

@@ -170,14 +170,14 @@ def test_a_checkpoint_of_another_model_is_refused_at_the_command_line(trained, s
     assert train_main(["--engine", "torchvision", "--eval-only", "--config-file",
                        "torchvision/tiny_shapes_mask_rcnn.yaml", *tiny_opts(shapes_root, tmp_path, 2),
                        "MODEL.WEIGHTS", str(trained / "model_final.pth")]) == 2
-    assert f"{trained / 'model_final.pth'} is a checkpoint of another model variant" in capsys.readouterr().err
+    assert f"{trained / 'model_final.pth'} holds weights of another model" in capsys.readouterr().err
 
 
 def test_predict_names_an_image_it_cannot_decode_and_a_missing_input(trained, tmp_path, capsys):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not really a jpeg")
     assert predict("--weights", trained / "model_final.pth", "--input", broken, "--output", tmp_path / "o") == 2
-    assert f"carafe-det-predict: error: cannot decode image {broken}" in capsys.readouterr().err
+    assert f"carafe-det-predict: error: cannot read image {broken}" in capsys.readouterr().err
     assert predict("--weights", trained / "model_final.pth", "--input", tmp_path / "nope.png", "--output",
                    tmp_path / "o") == 2
     assert f"--input {tmp_path / 'nope.png'}: no such file or folder" in capsys.readouterr().err

@@ -201,8 +201,8 @@ def test_checkpoint_of_another_variant_names_the_file_and_its_settings(tmp_path)
     with pytest.raises(CheckpointError) as error:
         load_model_weights(build_model(carafe), state, tmp_path / "baseline.pth")
     message = str(error.value)
-    assert str(tmp_path / "baseline.pth") in message and "another model variant" in message
-    assert "'UPSAMPLE': 'nearest'" in message and "'ROI_MASK_HEAD.UPSAMPLE': 'deconv'" in message
+    assert str(tmp_path / "baseline.pth") in message and "holds weights of another model" in message
+    assert "MODEL.FPN.UPSAMPLE 'nearest'" in message and "MODEL.ROI_MASK_HEAD.UPSAMPLE 'deconv'" in message
 
 
 def test_checkpoint_that_is_not_one_is_named(tmp_path):

@@ -52,9 +52,9 @@ def test_bad_sources_name_the_key_and_path(tmp_path):
     with pytest.raises(DataError, match=r"file list .*list.txt names no images"):
         open_source(str(tmp_path / "list.txt"))
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 this is not a JPEG")
-    with pytest.raises(ImageReadError, match=r"cannot read image .*broken.jpg"):
+    with pytest.raises(DatasetError, match=r"cannot read image .*broken.jpg"):
         read_image(tmp_path / "broken.jpg")
-    with pytest.raises(ImageReadError, match=r"image not found: .*nope.png"):
+    with pytest.raises(DatasetError, match=r"image not found: .*nope.png"):
         read_image(tmp_path / "nope.png")
 
 

@@ -202,7 +202,7 @@ def test_training_reports_bad_input(tmp_path, photo_folder, capsys):
         (["MODEL.UPSAMPLR", "carafe"], "unknown config key 'MODEL.UPSAMPLR'"),
         (["MODEL.UPSAMPLER", "bilinear"], "MODEL.UPSAMPLER 'bilinear' is not one of deconv, carafe"),
         (["MODEL.CONV", "gated"], "MODEL.CONV 'gated' is not one of standard, partial"),
-        (["DATASETS.IMAGE_SIZE", "30"], "DATASETS.IMAGE_SIZE must be a multiple of 4"),
+        (["DATASETS.IMAGE_SIZE", "30"], "DATASETS.IMAGE_SIZE must be a positive multiple of 4"),
         (["DATA.IMAGE_SIZE", "32"], "config key 'DATA.IMAGE_SIZE' was renamed to 'DATASETS.IMAGE_SIZE'"),
     ]
     (tmp_path / "empty").mkdir()

@@ -171,7 +171,7 @@ def test_predict_errors_name_the_problem(trained_tiny, tmp_path, capsys):
     """One line on stderr and exit status 2, as for every user error."""
     assert predict(["--weights", str(trained_tiny / "model_final.pth"), "--input", str(tmp_path / "nothing_here.jpg"),
                     "--output", str(tmp_path)]) == 2
-    assert re.fullmatch(r"carafe-seg-predict: error: --input: .*nothing_here.jpg does not exist\n",
+    assert re.fullmatch(r"carafe-seg-predict: error: --input .*nothing_here.jpg: no such file or folder\n",
                         capsys.readouterr().err)
     foreign = save_checkpoint(tmp_path / "other.pth", {"kind": "carafe-inpaint", "model": {}})
     assert predict(["--weights", str(foreign), "--input", str(tmp_path), "--output", str(tmp_path)]) == 2

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from carafe_engine import CheckpointError, ConfigError, DatasetError, load_checkpoint, load_config, select_device
+from carafe_engine import CheckpointError, ConfigError, load_checkpoint, load_config, select_device
 
 from .configs import declared_engine, detectron2_available, resolve_config_path
 from .torchvision_engine.model import build_model, load_model_weights
@@ -110,23 +110,3 @@ def load_predictor(checkpoint: str | Path, config_file: str | Path | None = None
             raise ConfigError(f"{config_file} is a detectron2 config, and detectron2 is not installed")
         return Detectron2Predictor(config_file, checkpoint, opts, device)
     return TorchvisionPredictor(checkpoint, config_file, opts, device)
-
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-
-
-def list_images(inputs: list[str]) -> list[Path]:
-    """Files as given; folders expanded to their images (sorted). DatasetError for a path that does not exist."""
-    images = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise DatasetError(f"--input {path}: the folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            images += found
-        elif path.is_file():
-            images.append(path)
-        else:
-            raise DatasetError(f"--input {path}: no such file or folder")
-    return images

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
+
+from .config import _at
 
 
 class CheckpointError(RuntimeError):
@@ -123,6 +125,26 @@ def save_and_point(output_dir: str | Path, name: str, state: dict[str, Any]) -> 
     os.chmod(tmp, _file_mode())
     os.replace(tmp, output_dir / "last_checkpoint")
     return path
+
+
+def load_model_state(module: torch.nn.Module, state: Mapping, path: str | Path, entry: str = "model",
+                     described: tuple[str, ...] = ()) -> None:
+    """Loads the checkpoint's `entry` into module, every tensor with its shape. The weights of another model
+    (e.g. the baseline's into a CARAFE model) are a CheckpointError naming the file, what the checkpoint's config
+    says of the keys in `described` (those that tell the models apart) and the tensors that differ."""
+    weights = state.get(entry)
+    if not isinstance(weights, Mapping):
+        raise CheckpointError(f"{path} holds no {entry!r} weights")
+    own = module.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    wrong = [k for k in own if k in weights and tuple(weights[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        config = state.get("config") if isinstance(state.get("config"), Mapping) else {}
+        saved = ", ".join(f"{key} {_at(config, key)!r}" for key in described)
+        raise CheckpointError(f"{path} holds weights of another model ({saved}): missing {missing[:4]}, unexpected "
+                              f"{unexpected[:4]}, wrong shape {wrong[:4]}; use the config it was trained with")
+    module.load_state_dict(weights)
 
 
 def load_pretrained(module: torch.nn.Module, path: str | Path, what: str = "MODEL.BACKBONE.WEIGHTS",

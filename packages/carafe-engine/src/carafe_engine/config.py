@@ -14,32 +14,9 @@ one: an int is accepted where the default is a float. Every mistake is a ConfigE
 (or 'command-line override') and the key; an unknown key comes with the closest valid keys. Choices (set_choices)
 are checked after each file and after the overrides; they are kept by clone(), deepcopy and pickle.
 
-The engine's base tree, which every task shares (get_cfg()):
-
-    MODEL.DEVICE                     "auto"   auto (CUDA where available), cpu, cuda or cuda:N
-    MODEL.WEIGHTS                    ""       a checkpoint to start from (training) or to evaluate; "" = none
-    MODEL.CARAFE.SCALE_FACTOR        2        sigma, the upsampling ratio (where the architecture leaves it free)
-    MODEL.CARAFE.UP_KERNEL           5        k_up, the reassembly kernel size (odd)
-    MODEL.CARAFE.UP_GROUP            1        G, channel groups sharing one reassembly kernel
-    MODEL.CARAFE.ENCODER_KERNEL      3        k_enc, the content encoder's kernel size
-    MODEL.CARAFE.ENCODER_DILATION    1        the content encoder's dilation
-    MODEL.CARAFE.COMPRESSED_CHANNELS 64       C_m, the channel compressor's output channels
-    SOLVER.IMS_PER_BATCH             16       images per iteration over all processes
-    SOLVER.BASE_LR                   0.02
-    SOLVER.MOMENTUM                  0.9
-    SOLVER.WEIGHT_DECAY              0.0001
-    SOLVER.MAX_ITER                  0        training iterations; 0 = the task's schedule decides (e.g. epochs)
-    SOLVER.CHECKPOINT_PERIOD         5000     iterations between checkpoints
-    SOLVER.LOG_PERIOD                20       iterations between log lines
-    SOLVER.AMP                       False    mixed precision on CUDA
-    DATALOADER.NUM_WORKERS           4        loader processes per training process
-    DATALOADER.ASPECT_RATIO_GROUPING False    batch images of like aspect ratio together
-    TEST.EVAL_PERIOD                 0        iterations between evaluations; 0 = at the end only
-    OUTPUT_DIR                       "output" checkpoints, metrics.jsonl, config.yaml and logs
-    SEED                             0
-
-MODEL.CARAFE holds CARAFEPack's arguments under mmcv's names (carafe_ops.CARAFEPack(channels, scale_factor,
-up_kernel, up_group, encoder_kernel, encoder_dilation, compressed_channels)), with the paper's defaults.
+The engine's base tree, which every task shares (get_cfg()), is _BASE_TREE at the end of this file. MODEL.CARAFE
+holds CARAFEPack's arguments under mmcv's names (carafe_ops.CARAFEPack(channels, scale_factor, up_kernel, up_group,
+encoder_kernel, encoder_dilation, compressed_channels)), with the paper's defaults.
 """
 
 from __future__ import annotations
@@ -48,7 +25,7 @@ import copy
 import difflib
 import re
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import yaml
 from fvcore.common.config import BASE_KEY
@@ -162,6 +139,19 @@ def add_defaults(cfg: CfgNode, defaults: Mapping) -> CfgNode:
         else:
             cfg[key] = value
     return cfg
+
+
+def check_values(cfg: CfgNode, rules: Mapping[str, tuple[Callable[[Any], Any], str]]) -> CfgNode:
+    """A task's checks of what types and choices cannot express, {dotted key: (test, what the value must be)}: the
+    first value that fails its test is a ConfigError '<key> must be <what>, got <value>'. Returns cfg."""
+    for key, (test, expected) in rules.items():
+        value = _at(cfg, key)
+        if not test(value):
+            raise ConfigError(f"{key} must be {expected}, got {value!r}")
+    return cfg
+
+
+POSITIVE = (lambda value: value > 0, "> 0")
 
 
 def get_cfg() -> CfgNode:
@@ -358,29 +348,29 @@ def _check_choices(node: CfgNode, where: str, prefix: str = "") -> None:
 
 _BASE_TREE = CfgNode.from_dict({
     "MODEL": {
-        "DEVICE": "auto",
-        "WEIGHTS": "",
+        "DEVICE": "auto",  # auto (CUDA where available), cpu, cuda or cuda:N
+        "WEIGHTS": "",  # a checkpoint to start from (training) or to evaluate; "" = none
         "CARAFE": {
-            "SCALE_FACTOR": 2,
-            "UP_KERNEL": 5,
-            "UP_GROUP": 1,
-            "ENCODER_KERNEL": 3,
+            "SCALE_FACTOR": 2,  # sigma, the upsampling ratio (where the architecture leaves it free)
+            "UP_KERNEL": 5,  # k_up, the reassembly kernel size (odd)
+            "UP_GROUP": 1,  # G, channel groups sharing one reassembly kernel
+            "ENCODER_KERNEL": 3,  # k_enc, the content encoder's kernel size
             "ENCODER_DILATION": 1,
-            "COMPRESSED_CHANNELS": 64,
+            "COMPRESSED_CHANNELS": 64,  # C_m, the channel compressor's output channels
         },
     },
     "SOLVER": {
-        "IMS_PER_BATCH": 16,
+        "IMS_PER_BATCH": 16,  # images per iteration over all processes
         "BASE_LR": 0.02,
         "MOMENTUM": 0.9,
         "WEIGHT_DECAY": 0.0001,
-        "MAX_ITER": 0,
+        "MAX_ITER": 0,  # training iterations; 0 = the task's schedule decides (e.g. epochs)
         "CHECKPOINT_PERIOD": 5000,
         "LOG_PERIOD": 20,
-        "AMP": False,
+        "AMP": False,  # mixed precision on CUDA
     },
-    "DATALOADER": {"NUM_WORKERS": 4, "ASPECT_RATIO_GROUPING": False},
-    "TEST": {"EVAL_PERIOD": 0},
-    "OUTPUT_DIR": "output",
+    "DATALOADER": {"NUM_WORKERS": 4, "ASPECT_RATIO_GROUPING": False},  # loader processes per training process
+    "TEST": {"EVAL_PERIOD": 0},  # iterations between evaluations; 0 = at the end only
+    "OUTPUT_DIR": "output",  # checkpoints, metrics.jsonl, config.yaml and logs
     "SEED": 0,
 })

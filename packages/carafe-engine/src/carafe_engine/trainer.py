@@ -36,7 +36,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from .checkpoint import (CheckpointError, check_training_output_dir, find_resume_checkpoint, load_checkpoint,
+from .checkpoint import (check_training_output_dir, find_resume_checkpoint, load_checkpoint, load_model_state,
                          save_and_point)
 from .config import ConfigError
 from .distributed import all_reduce_mean, barrier, get_rank, get_world_size, select_device
@@ -219,18 +219,14 @@ class Trainer:
     def load_extra_state(self, state: dict) -> None:
         pass
 
+    # the config keys that tell this task's models apart, named when a checkpoint of another one is loaded
+    model_keys: tuple[str, ...] = ()
+
     def load_model_weights(self, state: dict, path: str | Path) -> None:
         """Each model's weights from the checkpoint's entry of its name (the first model must be there)."""
-        for number, (name, module) in enumerate(self.models.items()):
-            if name not in state:
-                if number == 0:
-                    raise CheckpointError(f"{path} holds no {name!r} weights")
-                continue
-            try:
-                module.load_state_dict(state[name])
-            except RuntimeError as error:
-                raise CheckpointError(f"{path}: its {name} does not fit this config's: "
-                                      f"{str(error).splitlines()[0]}") from None
+        for number, name in enumerate(self.models):
+            if number == 0 or name in state:
+                load_model_state(self.models[name], state, path, name, self.model_keys)
 
     # -- checkpoints ----------------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import carafe_engine
-from carafe_engine import CfgNode, ConfigError, add_defaults, get_cfg, load_config, resolve_config_file, set_choices
+from carafe_engine import POSITIVE, CfgNode, add_defaults, check_values, get_cfg, load_config, resolve_config_file, set_choices
 
 from .modeling.models import CONVS, UPSAMPLERS
 
@@ -78,28 +78,18 @@ def add_inpaint_config(cfg: CfgNode) -> CfgNode:
     return cfg
 
 
-def _positive(cfg: CfgNode, *keys: str) -> None:
-    for key in keys:
-        value = cfg
-        for part in key.split("."):
-            value = value[part]
-        if value <= 0:
-            raise ConfigError(f"{key} must be positive, got {value}")
-
-
 def check_config(cfg: CfgNode) -> CfgNode:
     """Value checks the defaults' types and choices cannot express; each error names its key."""
-    _positive(cfg, "SOLVER.BASE_LR", "SOLVER.IMS_PER_BATCH", "SOLVER.MAX_ITER", "SOLVER.CHECKPOINT_PERIOD",
-              "TEST.EVAL_PERIOD", "TEST.IMS_PER_BATCH", "TEST.PRECISE_BN.NUM_ITER", "VIS.PERIOD", "SOLVER.LOG_PERIOD",
-              "DATASETS.IMAGE_SIZE", "MODEL.WIDTH", "DISCRIMINATOR.WIDTH")
-    if cfg.DATASETS.IMAGE_SIZE % 4:
-        raise ConfigError(f"DATASETS.IMAGE_SIZE must be a multiple of 4 (the generator has two stride-2 stages), "
-                          f"got {cfg.DATASETS.IMAGE_SIZE}")
-    if cfg.DATASETS.MAX_SCALE < 1:
-        raise ConfigError(f"DATASETS.MAX_SCALE must be >= 1, got {cfg.DATASETS.MAX_SCALE}")
-    if len(cfg.SOLVER.BETAS) != 2 or not all(0 <= b < 1 for b in cfg.SOLVER.BETAS):
-        raise ConfigError(f"SOLVER.BETAS must be two numbers in [0, 1), got {cfg.SOLVER.BETAS}")
-    return cfg
+    positive = ("SOLVER.BASE_LR", "SOLVER.IMS_PER_BATCH", "SOLVER.MAX_ITER", "SOLVER.CHECKPOINT_PERIOD",
+                "TEST.EVAL_PERIOD", "TEST.IMS_PER_BATCH", "TEST.PRECISE_BN.NUM_ITER", "VIS.PERIOD", "SOLVER.LOG_PERIOD",
+                "MODEL.WIDTH", "DISCRIMINATOR.WIDTH")
+    return check_values(cfg, {
+        **dict.fromkeys(positive, POSITIVE),
+        "DATASETS.IMAGE_SIZE": (lambda v: v > 0 and v % 4 == 0, "a positive multiple of 4 (the generator has two "
+                                "stride-2 stages)"),
+        "DATASETS.MAX_SCALE": (lambda v: v >= 1, ">= 1"),
+        "SOLVER.BETAS": (lambda v: len(v) == 2 and all(0 <= b < 1 for b in v), "two numbers in [0, 1)"),
+    })
 
 
 def config_from_checkpoint(state: dict, source: str) -> CfgNode:

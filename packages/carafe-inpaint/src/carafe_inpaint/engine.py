@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from carafe_engine import (CheckpointError, PeriodicHook, Sample, Trainer, TrainingSampler, all_reduce_mean,
+from carafe_engine import (PeriodicHook, Sample, Trainer, TrainingSampler, all_reduce_mean,
                            all_reduce_sum, get_world_size, time_steps)
 
 from .config import KIND, VARIANT_LABELS, get_config
@@ -81,20 +81,12 @@ def training_views(cfg, seed: int) -> TrainingViews:
     return TrainingViews(source, data.IMAGE_SIZE, seed, data.MAX_SCALE)
 
 
-def load_generator_state(generator: torch.nn.Module, state: dict, path) -> None:
-    """Loads a checkpoint's generator weights with an error that says which models do not match."""
-    try:
-        generator.load_state_dict(state["generator"])
-    except (KeyError, RuntimeError) as error:
-        model = state.get("config", {}).get("MODEL", {})
-        saved = f"UPSAMPLER={model.get('UPSAMPLER')}, CONV={model.get('CONV')}, WIDTH={model.get('WIDTH')}"
-        raise CheckpointError(f"{path}: its generator ({saved}) does not fit this config's (UPSAMPLER="
-                              f"{generator.upsampler}, CONV={generator.conv_type}, WIDTH={generator.width}): "
-                              f"{str(error).splitlines()[0]}") from None
+MODEL_KEYS = ("MODEL.UPSAMPLER", "MODEL.CONV", "MODEL.WIDTH")
 
 
 class InpaintingTrainer(Trainer):
     checkpoint_kind = KIND
+    model_keys = MODEL_KEYS  # MODEL.WEIGHTS may hold a generator only: the discriminator is loaded where it is there
     _val_set: ValidationPairs | None = None
 
     def build_models(self):
@@ -111,11 +103,6 @@ class InpaintingTrainer(Trainer):
         self.log(f"training data: {self.cfg.DATASETS.TRAIN} ({len(views)} images), {views.size}x{views.size} views; "
                  f"validation: {len(self.val_set)} pairs")  # a bad DATASETS.VAL fails now, not after training
         return views, None
-
-    def load_model_weights(self, state: dict, path) -> None:
-        load_generator_state(self.models["generator"], state, path)
-        if "discriminator" in state:  # MODEL.WEIGHTS may hold a generator only
-            self.models["discriminator"].load_state_dict(state["discriminator"])
 
     def describe(self) -> str:
         return f"a {self.cfg.MODEL.UPSAMPLER}/{self.cfg.MODEL.CONV} generator"

@@ -12,13 +12,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from carafe_engine import ConfigError, load_checkpoint, progress_bar
+from carafe_engine import ConfigError, list_images, load_checkpoint, load_model_state, progress_bar
 
 from .config import KIND, VARIANT_LABELS, config_from_checkpoint
-from .data.datasets import folder_images
 from .data.images import center_crop, read_image, read_mask, to_tensor, validation_view, write_image, write_mask
 from .data.masks import seeded_mask
-from .engine import load_generator_state
+from .engine import MODEL_KEYS
 from .evaluation import image_metrics
 from .modeling import GLGenerator, complete
 from .visualization import comparison_figure, masked_view
@@ -28,7 +27,7 @@ def load_generator(path: str | Path, device: torch.device) -> tuple[GLGenerator,
     state = load_checkpoint(path, map_location=device, kind=KIND)
     model = config_from_checkpoint(state, str(path)).MODEL
     generator = GLGenerator(model.UPSAMPLER, model.CONV, model.WIDTH, model.CARAFE)
-    load_generator_state(generator, state, path)
+    load_model_state(generator, state, path, "generator", MODEL_KEYS)
     return generator.to(device).eval(), VARIANT_LABELS[(model.UPSAMPLER, model.CONV)]
 
 
@@ -75,16 +74,11 @@ def unique_labels(labels: list[str]) -> list[str]:
     return result
 
 
-def collect_images(inputs: list[Path]) -> list[Path]:
-    """The images of --input: files as given (a missing or broken one fails when it is read), folders searched."""
-    return [image for path in map(Path, inputs) for image in (folder_images(path) if path.is_dir() else [path])]
-
-
 def predict(weights: list[Path], inputs: list[Path], output: Path, device: torch.device, masks: list[Path] | None = None,
             mask_seed: int = 0, size: int | None = None, titles: list[str] | None = None, limit: int = 0) -> dict:
     """Completes every image of inputs (files or folders; the first `limit`, 0: all) with each checkpoint; writes
     the files and the figure carafe-inpaint-predict describes into output and returns predictions.json's data."""
-    images = collect_images(inputs)
+    images = list_images(inputs)
     if masks and len(masks) != len(images):
         raise ConfigError(f"--mask: {len(masks)} masks for {len(images)} images; give one mask per image or none")
     images, masks = images[:limit or None], masks[:limit or None] if masks else None

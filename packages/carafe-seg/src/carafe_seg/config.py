@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import carafe_engine
-from carafe_engine import (CfgNode, ConfigError, add_defaults, get_cfg, load_config, resolve_config_file,
+from carafe_engine import (POSITIVE, CfgNode, add_defaults, check_values, get_cfg, load_config, resolve_config_file,
                            set_choices)
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -95,28 +95,18 @@ def default_config() -> CfgNode:
 
 def check_config(cfg: CfgNode) -> CfgNode:
     """Value checks the defaults' types and choices cannot express; each error names the key."""
-    def fail(key, message):
-        raise ConfigError(f"{key}: {message}")
-
-    if len(cfg.MODEL.BACKBONE.TINY_WIDTHS) != 4:
-        fail("MODEL.BACKBONE.TINY_WIDTHS", f"expected 4 stage widths, got {cfg.MODEL.BACKBONE.TINY_WIDTHS}")
-    if not cfg.INPUT.TRAIN_SHORT_SIZES:
-        fail("INPUT.TRAIN_SHORT_SIZES", "must not be empty")
-    divisibility, downsample = cfg.INPUT.SIZE_DIVISIBILITY, cfg.INPUT.LABEL_DOWNSAMPLE
-    if divisibility < 32 or divisibility % 32:
-        fail("INPUT.SIZE_DIVISIBILITY", f"must be a positive multiple of 32 (the backbone's stride), got {divisibility}")
-    if downsample not in (1, 2, 4):
-        fail("INPUT.LABEL_DOWNSAMPLE", f"must be 1, 2 or 4 (the logits are at 1/4 resolution), got {downsample}")
-    if len(cfg.INPUT.PIXEL_MEAN) != 3 or len(cfg.INPUT.PIXEL_STD) != 3:
-        fail("INPUT.PIXEL_MEAN", "PIXEL_MEAN and PIXEL_STD need 3 values (R, G, B)")
-    if not 1 <= cfg.DATASETS.NUM_CLASSES <= 255:
-        fail("DATASETS.NUM_CLASSES", f"labels are uint8 PNGs: 1..255 classes, got {cfg.DATASETS.NUM_CLASSES}")
-    for key in ("IMS_PER_BATCH", "EPOCHS", "CHECKPOINT_PERIOD"):
-        if cfg.SOLVER[key] < 1:
-            fail(f"SOLVER.{key}", f"must be >= 1, got {cfg.SOLVER[key]}")
-    if cfg.SOLVER.ITERS_PER_EPOCH < 0:
-        fail("SOLVER.ITERS_PER_EPOCH", f"must be >= 0 (0 = one pass over the data), got {cfg.SOLVER.ITERS_PER_EPOCH}")
-    return cfg
+    three = (lambda v: len(v) == 3, "3 values (R, G, B)")
+    return check_values(cfg, {
+        "MODEL.BACKBONE.TINY_WIDTHS": (lambda v: len(v) == 4, "4 stage widths"),
+        "INPUT.TRAIN_SHORT_SIZES": (len, "a list of at least one size"),
+        "INPUT.SIZE_DIVISIBILITY": (lambda v: v >= 32 and v % 32 == 0, "a positive multiple of 32 (the backbone's "
+                                    "stride)"),
+        "INPUT.LABEL_DOWNSAMPLE": (lambda v: v in (1, 2, 4), "1, 2 or 4 (the logits are at 1/4 resolution)"),
+        "INPUT.PIXEL_MEAN": three, "INPUT.PIXEL_STD": three,
+        "DATASETS.NUM_CLASSES": (lambda v: 1 <= v <= 255, "1..255 (labels are uint8 PNGs)"),
+        "SOLVER.IMS_PER_BATCH": POSITIVE, "SOLVER.EPOCHS": POSITIVE, "SOLVER.CHECKPOINT_PERIOD": POSITIVE,
+        "SOLVER.ITERS_PER_EPOCH": (lambda v: v >= 0, ">= 0 (0 = one pass over the data)"),
+    })
 
 
 def describe_upsamplers(cfg) -> str:

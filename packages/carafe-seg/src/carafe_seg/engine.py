@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from carafe_engine import CheckpointError, Trainer, epochs_to_iterations, load_checkpoint
+from carafe_engine import Trainer, epochs_to_iterations, load_checkpoint, load_model_state
 from carafe_engine.benchmark import time_steps
 from torch import nn
 
@@ -64,26 +64,19 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+MODEL_KEYS = ("MODEL.BACKBONE.NAME", "MODEL.UPSAMPLER")
+
+
 def load_model_weights(model: nn.Module, path: str | Path) -> dict:
     """Loads a carafe-seg checkpoint's weights into model (returns the checkpoint)."""
     state = load_checkpoint(path, kind=CHECKPOINT_KIND)
-    check_weights_fit(model, state, path)
+    load_model_state(model, state, path, described=MODEL_KEYS)
     return state
-
-
-def check_weights_fit(model: nn.Module, state: dict, path) -> None:
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as error:
-        trained = state.get("config", {}).get("MODEL", {})
-        raise CheckpointError(
-            f"{path} holds weights of another model (backbone {trained.get('BACKBONE', {}).get('NAME')!r}, "
-            f"upsamplers {trained.get('UPSAMPLER')}); use the config it was trained with. "
-            f"{str(error).splitlines()[0]}") from None
 
 
 class SegmentationTrainer(Trainer):
     checkpoint_kind = CHECKPOINT_KIND
+    model_keys = MODEL_KEYS
 
     def build_models(self):
         return {"model": build_model(self.cfg)}
@@ -132,9 +125,6 @@ class SegmentationTrainer(Trainer):
 
     def describe(self):
         return f"UperNet (upsamplers {dict(self.cfg.MODEL.UPSAMPLER)})"
-
-    def load_model_weights(self, state, path):
-        check_weights_fit(self.models["model"], state, path)
 
 
 def benchmark_config(config: str, device: torch.device, batch: int, size: tuple[int, int], warmup: int,

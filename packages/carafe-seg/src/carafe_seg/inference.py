@@ -1,5 +1,5 @@
 """Segmentation with trained checkpoints: load a carafe-seg checkpoint (it carries its config), segment an image
-at the checkpoint's test size, collect the images of files and folders."""
+at the checkpoint's test size."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from carafe_engine import DatasetError, load_checkpoint
+from carafe_engine import load_checkpoint
 
 from .config import config_from_checkpoint
-from .data.ade20k import IMAGE_SUFFIXES
 from .data.transforms import normalize, resize_image, scaled_size
 from .engine import CHECKPOINT_KIND
 from .modeling import build_model
@@ -34,17 +33,3 @@ def segment_image(model, cfg, image: np.ndarray, device: torch.device) -> np.nda
     batch = normalize(resized, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD)[None].to(device)
     logits = model.segment(batch, output_size=(height, width))
     return (logits.argmax(1)[0] + 1).to(torch.uint8).cpu().numpy()
-
-
-def collect_images(inputs: list[Path]) -> list[Path]:
-    images = []
-    for path in inputs:
-        if path.is_dir():
-            images += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif path.is_file():
-            images.append(path)
-        else:
-            raise DatasetError(f"--input: {path} does not exist")
-    if not images:
-        raise DatasetError(f"--input: no images ({'/'.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, inputs))}")
-    return images

@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from carafe_engine import checkpoint_labels, predict_argument_parser, progress_bar, report_user_errors
+from carafe_engine import (checkpoint_labels, list_images, predict_argument_parser, progress_bar, read_image,
+                           report_user_errors)
 
-from ..data.coco_folder import read_image
-from ..inference import list_images, load_predictor
+from ..inference import load_predictor
 from ..visualization import save_detections
 
 def main(argv=None) -> int:

@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from carafe_engine import CommandLineParser, report_user_errors
+from carafe_engine import CommandLineParser, read_image, report_user_errors
 
-from ..data.coco_folder import read_image
 from ..inference import TorchvisionPredictor
 from ..reassembly import default_points, model_reassembly, reassembly_figure
 

@@ -14,10 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from carafe_engine import DatasetError  # a user error: one line and exit status 2 in every command
-from PIL import Image, UnidentifiedImageError
-
 
 LAYOUT = "ROOT/annotations/instances_<split>.json and ROOT/<split>/ (the images)"
 
@@ -95,15 +92,3 @@ def load_annotations(path: str | Path) -> dict:
             raise DatasetError(f"{path}: annotations[{i}].category_id {annotation['category_id']!r} is not in "
                                f"'categories'")
     return data
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """An image file as an (H, W, 3) uint8 RGB array; DatasetError naming the file if it cannot be decoded."""
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            return np.array(image.convert("RGB"))  # a writable copy: torch.from_numpy needs one
-    except FileNotFoundError:
-        raise DatasetError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise DatasetError(f"cannot decode image {path}: {error}") from None

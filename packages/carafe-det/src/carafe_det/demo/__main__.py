@@ -19,17 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
-from carafe_engine import plot_training_curves
+from carafe_engine import plot_training_curves, read_image
+from carafe_engine.demo import markdown_table, train_side_by_side, write_summary
 
 from ..configs import resolve_config_path
-from ..data.coco_folder import read_image
 from ..data.shapes import make_shapes_dataset
 from ..visualization import save_detections
 from ..inference import TorchvisionPredictor
@@ -46,34 +43,6 @@ LEARNED_MARGIN = 20.0  # AP50 points above the untrained model that count as "le
 
 def run_opts(data: Path, output: Path, opts: list[str]) -> list[str]:
     return ["DATASETS.ROOT", str(data), "OUTPUT_DIR", str(output), *opts]
-
-
-def train_command(name: str, data: Path, output: Path, opts: list[str]) -> list[str]:
-    return [sys.executable, "-m", "carafe_det.cli.train", "--engine", "torchvision", "--config-file", MODELS[name],
-            *run_opts(data, output, opts)]
-
-
-def run_side_by_side(commands: dict[str, list[str]], log_dir: Path) -> None:
-    """Runs the commands at once (one thread each), echoing their output lines with the run's name."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    processes, logs, offsets = {}, {}, {}
-    for name, command in commands.items():
-        logs[name] = log_dir / f"{name}.out"
-        processes[name] = subprocess.Popen(command, env=env, stdout=open(logs[name], "w"), stderr=subprocess.STDOUT)
-        offsets[name] = 0
-    while True:
-        for name in commands:
-            text = logs[name].read_text()
-            for line in text[offsets[name]:].splitlines(keepends=True):
-                if line.endswith("\n"):
-                    print(f"[{name}] {line}", end="", flush=True)
-                    offsets[name] += len(line)
-        if all(p.poll() is not None for p in processes.values()):
-            break
-        time.sleep(1)
-    failed = {name: p.returncode for name, p in processes.items() if p.returncode}
-    if failed:
-        raise SystemExit(f"training failed: {failed}; see {', '.join(str(logs[n]) for n in failed)}")
 
 
 def gt_points(dataset: CocoDetectionDataset, index: int) -> list[tuple[float, float]]:
@@ -93,12 +62,11 @@ def summary_lines(metrics: dict, args) -> list[str]:
              f"Generated shapes dataset ({args.train} training, {args.val} validation images of {args.size} px, "
              f"3 classes); tiny Mask R-CNN (narrow ResNet, 32-channel FPN) trained from scratch on the CPU, "
              f"{metrics['iterations']} iterations of 8 images; COCO evaluation (pycocotools) on the validation "
-             f"images. Total time {metrics['seconds'] / 60:.1f} min.", "",
-             "| model | box AP | box AP50 | mask AP | mask AP50 | parameters |", "|---|---|---|---|---|---|"]
-    for name in ("untrained", "baseline", "carafe"):
-        m = metrics["models"][name]
-        lines.append(f"| {m['title']} | {m['bbox']['AP']:.1f} | {m['bbox']['AP50']:.1f} | {m['segm']['AP']:.1f} | "
-                     f"{m['segm']['AP50']:.1f} | {m['parameters']:,} |")
+             f"images. Total time {metrics['seconds'] / 60:.1f} min.", ""]
+    aps = [(kind, key) for kind in ("bbox", "segm") for key in ("AP", "AP50")]
+    lines += markdown_table(["model", "box AP", "box AP50", "mask AP", "mask AP50", "parameters"],
+                            [[m["title"], *(f"{m[kind][key]:.1f}" for kind, key in aps), f"{m['parameters']:,}"]
+                             for m in metrics["models"].values()])
     lines += ["", f"CARAFE learned (box and mask AP50 at least {LEARNED_MARGIN:.0f} points above the untrained "
                   f"model's): {'yes' if metrics['learned'] else 'NO'}.", "",
               "For reference, mmdetection v2's model zoo on COCO val2017 with ResNet-50 (1x schedule): Mask R-CNN "
@@ -132,7 +100,8 @@ def main(argv=None) -> int:
     outputs = {name: out / name for name in MODELS}
     for folder in (*outputs.values(), out / "untrained"):  # the demo's numbers are those of fresh runs
         shutil.rmtree(folder, ignore_errors=True)
-    run_side_by_side({name: train_command(name, data, outputs[name], opts) for name in MODELS}, out)
+    train_side_by_side("carafe_det.cli.train", {name: ["--engine", "torchvision", "--config-file", MODELS[name],
+                                                       *run_opts(data, outputs[name], opts)] for name in MODELS}, out)
     print("[3/4] evaluating an untrained CARAFE model for reference", flush=True)
     # the model as SEED initializes it, evaluated by the trainer as a run's evaluation is (untrained/eval.json)
     untrained = load_torchvision_config(resolve_config_path(MODELS["carafe"]), run_opts(data, out / "untrained", opts))
@@ -168,9 +137,8 @@ def main(argv=None) -> int:
     iterations = json.loads((outputs["carafe"] / "eval.json").read_text())["iteration"]
     metrics = {"models": models, "learned": learned, "iterations": iterations, "seconds": time.perf_counter() - started,
                "mmdet_v2_model_zoo_coco_val2017": MODEL_ZOO, "torch": torch.__version__, "dataset": str(data)}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     lines = summary_lines(metrics, args)
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    write_summary(out, metrics, lines)
     print("\n".join(lines[4:9]))
     print(f"wrote {out}/: metrics.json, summary.md, detections.png, reassembly.png, training_curves.png "
           f"({metrics['seconds'] / 60:.1f} min)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from carafe_engine import CfgNode, ConfigError, add_defaults, get_cfg, load_config, set_choices
+from carafe_engine import POSITIVE, CfgNode, ConfigError, add_defaults, check_values, get_cfg, load_config, set_choices
 
 from ..modeling import FPN_UPSAMPLERS, MASK_UPSAMPLERS, TOP_LEVELS
 from .model import BACKBONES
@@ -99,14 +99,10 @@ def load_torchvision_config(path: str | Path | None = None, opts=()) -> CfgNode:
     if cfg.ENGINE != ENGINE_NAME:
         raise ConfigError(f"{path}: ENGINE is {cfg.ENGINE!r}; the torchvision engine reads configs with "
                           f"ENGINE: {ENGINE_NAME}")
-    solver = cfg.SOLVER
-    if solver.IMS_PER_BATCH < 1:
-        raise ConfigError(f"SOLVER.IMS_PER_BATCH must be >= 1, got {solver.IMS_PER_BATCH}")
-    if solver.MAX_ITER <= 0 and solver.EPOCHS <= 0:
+    if cfg.SOLVER.MAX_ITER <= 0 and cfg.SOLVER.EPOCHS <= 0:
         raise ConfigError("the schedule is empty: set SOLVER.EPOCHS > 0 or SOLVER.MAX_ITER > 0")
-    if cfg.MODEL.ROI_HEADS.NUM_CLASSES < 1:
-        raise ConfigError(f"MODEL.ROI_HEADS.NUM_CLASSES must be >= 1, got {cfg.MODEL.ROI_HEADS.NUM_CLASSES}")
-    return cfg
+    return check_values(cfg, {"SOLVER.IMS_PER_BATCH": POSITIVE, "MODEL.ROI_HEADS.NUM_CLASSES": POSITIVE,
+                              "MODEL.BACKBONE.FREEZE_AT": (lambda v: 0 <= v <= 5, "in 0..5 (stem, res2..res5)")})
 
 
 def checkpoint_kind(cfg: CfgNode) -> str:

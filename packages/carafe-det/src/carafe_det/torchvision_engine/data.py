@@ -8,11 +8,11 @@ import io
 from pathlib import Path
 import numpy as np
 import torch
-from carafe_engine import Sample, sample_rng
+from carafe_engine import Sample, read_image, sample_rng
 from pycocotools.coco import COCO
 from torch.utils.data import Dataset
 
-from ..data.coco_folder import DatasetError, load_annotations, locate_split, read_image
+from ..data.coco_folder import DatasetError, load_annotations, locate_split
 
 
 def coco_api(annotations: dict) -> COCO:

@@ -8,7 +8,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Dict
 
-from carafe_engine import CfgNode, CheckpointError, ConfigError, load_pretrained
+from carafe_engine import CfgNode, ConfigError, load_model_state, load_pretrained
 from torch import Tensor, nn
 from torchvision.models import resnet
 from torchvision.models.resnet import BasicBlock
@@ -59,20 +59,12 @@ class ResNetFPNBackbone(nn.Module):
 
     def __init__(self, cfg: CfgNode):
         super().__init__()
-        name = cfg.MODEL.BACKBONE.NAME
-        if name not in BACKBONES:
-            raise ConfigError(f"MODEL.BACKBONE.NAME must be one of {', '.join(BACKBONES)}; got {name!r}")
-        norms = {"FrozenBN": FrozenBatchNorm2d, "BN": nn.BatchNorm2d}
-        if cfg.MODEL.BACKBONE.NORM not in norms:
-            raise ConfigError(f"MODEL.BACKBONE.NORM must be FrozenBN or BN; got {cfg.MODEL.BACKBONE.NORM!r}")
-        norm = norms[cfg.MODEL.BACKBONE.NORM]
+        name = cfg.MODEL.BACKBONE.NAME  # NAME, NORM and FREEZE_AT are checked by the config (add_det_config)
+        norm = {"FrozenBN": FrozenBatchNorm2d, "BN": nn.BatchNorm2d}[cfg.MODEL.BACKBONE.NORM]
         net = TinyResNet(norm) if name == "tiny" else getattr(resnet, name)(weights=None, norm_layer=norm)
         if cfg.MODEL.BACKBONE.WEIGHTS:
             load_pretrained(net, cfg.MODEL.BACKBONE.WEIGHTS)
-        freeze_at = cfg.MODEL.BACKBONE.FREEZE_AT
-        if not 0 <= freeze_at <= len(STAGES):
-            raise ConfigError(f"MODEL.BACKBONE.FREEZE_AT must be in 0..{len(STAGES)}; got {freeze_at}")
-        for stage in STAGES[:freeze_at]:
+        for stage in STAGES[:cfg.MODEL.BACKBONE.FREEZE_AT]:
             for module_name in stage:
                 getattr(net, module_name).requires_grad_(False)
         self.body = IntermediateLayerGetter(net, {f"layer{i}": str(i - 1) for i in range(1, 5)})
@@ -152,24 +144,11 @@ def set_test_sizes(model: nn.Module, cfg: CfgNode) -> None:
     model.transform.train(model.training)
 
 
+# the config keys that tell the models apart, named when a checkpoint of another one is loaded
+MODEL_KEYS = ("MODEL.FPN.UPSAMPLE", "MODEL.FPN.TOP_LEVEL", "MODEL.ROI_MASK_HEAD.UPSAMPLE", "MODEL.BACKBONE.NAME",
+              "MODEL.ROI_HEADS.NUM_CLASSES")
+
+
 def load_model_weights(model: nn.Module, state: dict, path: str | Path) -> None:
-    """Loads a checkpoint's 'model' into model; a checkpoint of another variant (e.g. the nearest baseline into
-    a CARAFE model) is a CheckpointError naming the file, its config and the keys that differ."""
-    weights = state.get("model")
-    if not isinstance(weights, dict):
-        raise CheckpointError(f"{path} has no model weights ('model' entry)")
-    target = getattr(model, "module", model)
-    own = target.state_dict()
-    missing = [k for k in own if k not in weights]
-    unexpected = [k for k in weights if k not in own]
-    wrong = [k for k in own if k in weights and weights[k].shape != own[k].shape]
-    if missing or unexpected or wrong:
-        saved = state.get("config", {}).get("MODEL", {})
-        described = {key: saved.get("FPN", {}).get(key) for key in ("UPSAMPLE", "TOP_LEVEL")}
-        described["ROI_MASK_HEAD.UPSAMPLE"] = saved.get("ROI_MASK_HEAD", {}).get("UPSAMPLE")
-        described["BACKBONE.NAME"] = saved.get("BACKBONE", {}).get("NAME")
-        described["ROI_HEADS.NUM_CLASSES"] = saved.get("ROI_HEADS", {}).get("NUM_CLASSES")
-        raise CheckpointError(
-            f"{path} is a checkpoint of another model variant ({described}): missing {missing[:4]}, "
-            f"unexpected {unexpected[:4]}, wrong shape {wrong[:4]}; use the config it was trained with")
-    target.load_state_dict(weights)
+    """Loads a checkpoint's 'model' into model (or a DistributedDataParallel's module)."""
+    load_model_state(getattr(model, "module", model), state, path, described=MODEL_KEYS)

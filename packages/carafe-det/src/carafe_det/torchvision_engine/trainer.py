@@ -20,7 +20,7 @@ from torch import nn
 from .config import checkpoint_kind
 from .data import CocoDetectionDataset, collate
 from .evaluate import evaluate
-from .model import build_model, load_model_weights
+from .model import MODEL_KEYS, build_model
 
 
 def check_classes(cfg, dataset: CocoDetectionDataset) -> None:
@@ -90,6 +90,7 @@ class DetectionTrainer(Trainer):
 
     train_set: CocoDetectionDataset
     batches_per_epoch = 1
+    model_keys = MODEL_KEYS
 
     def kind(self) -> str:
         return checkpoint_kind(self.cfg)
@@ -154,9 +155,6 @@ class DetectionTrainer(Trainer):
 
     def load_extra_state(self, state: dict) -> None:
         self.scaler.load_state_dict(state["scaler"])
-
-    def load_model_weights(self, state: dict, path) -> None:
-        load_model_weights(self.models["model"], state, path)
 
 
 __all__ = ["DetectionTrainer", "build_optimizer", "format_metrics", "lr_factor", "schedule_length", "train_step"]

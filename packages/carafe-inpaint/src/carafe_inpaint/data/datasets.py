@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from carafe_engine import DatasetError, Sample, sample_rng
+from carafe_engine import IMAGE_SUFFIXES, DatasetError, Sample, sample_rng
 
 from . import embedded
-from .images import IMAGE_EXTENSIONS, ImageReadError, read_image, read_mask, resize_shorter_side, to_tensor, \
+from .images import read_image, read_mask, resize_shorter_side, to_tensor, \
     validation_view
 from .masks import free_form_mask, seeded_mask
 
@@ -51,7 +51,7 @@ def _file_source(paths: list[Path]) -> ImageSource:
 
 
 def folder_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def read_file_list(list_path: Path, root: str | Path | None) -> list[Path]:
@@ -78,7 +78,7 @@ def open_source(spec: str, root: str = "", split: str = "train", key: str = "DAT
     if path.is_dir():
         paths = folder_images(path)
         if not paths:
-            raise DataError(f"{key}: the folder {path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+            raise DataError(f"{key}: the folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         return _file_source(paths)
     paths = read_file_list(path, root)
     if not paths:

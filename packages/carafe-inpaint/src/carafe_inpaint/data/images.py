@@ -11,26 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from carafe_engine import DatasetError
+from carafe_engine import DatasetError, read_image  # noqa: F401 - images are read as every task reads them
 from PIL import Image, UnidentifiedImageError
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 class ImageReadError(DatasetError):
-    """An image or mask file that cannot be used, with the file's path in the message."""
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """RGB uint8 (H, W, 3); grayscale and palette images are converted, alpha is dropped."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"image not found: {path}")
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise ImageReadError(f"cannot read image {path}: {error}") from None
+    """A mask file that cannot be used, with the file's path in the message."""
 
 
 def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:

@@ -21,11 +21,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from carafe_engine import plot_training_curves  # noqa: E402
+from carafe_engine.demo import markdown_table, train_side_by_side, training_seconds, write_summary  # noqa: E402
 
 from ..config import VARIANT_LABELS, get_config  # noqa: E402
 from ..data.masks import seeded_mask  # noqa: E402
-from ..engine import InpaintingTrainer  # noqa: E402
+from ..engine import InpaintingTrainer, validation_set  # noqa: E402
 from ..evaluation import MetricSums, image_metrics  # noqa: E402
+from ..inference import load_generator  # noqa: E402
 from ..modeling import complete  # noqa: E402
 from ..visualization import comparison_figure  # noqa: E402
 
@@ -67,15 +69,13 @@ def evaluate_untrained(trainer: InpaintingTrainer) -> dict:
 
 
 @torch.no_grad()
-def figure4(trainers: dict[str, InpaintingTrainer], path: Path, rows: int = 4) -> None:
+def figure4(generators: dict[str, torch.nn.Module], val, path: Path, rows: int = 4) -> None:
     """The paper's Figure 4 on held-out photographs: pairs with one image each (every masks_per_image-th pair)."""
-    val = next(iter(trainers.values())).val_set
     pairs = [val[i] for i in range(0, len(val), val.masks_per_image)][:rows]
     images = [p["image"] for p in pairs]
     masks = [p["mask"] for p in pairs]
     outputs, scores = {}, {}
-    for name, trainer in trainers.items():
-        generator = trainer.models["generator"].eval()
+    for name, generator in generators.items():
         outputs[name] = [complete(generator(i[None], m[None]), i[None], m[None])[0] for i, m in zip(images, masks)]
         scores[name] = [image_metrics(o[None], i[None], m[None])["psnr"].item()
                         for o, i, m in zip(outputs[name], images, masks)]
@@ -100,30 +100,31 @@ def main(argv=None) -> int:
     log(f"  256x256 masks: {100 * mask_stats['hole_fraction_mean']:.1f}% +- "
         f"{100 * mask_stats['hole_fraction_std']:.1f}% of the image is hole")
 
-    log(f"\n[2/4] training {', '.join(args.variants)} on the embedded photographs")
-    trainers, runs, results, untrained, seconds = {}, {}, {}, {}, {}
+    runs = {name: out / "runs" / name for name in args.variants}
+    opts = {name: ["OUTPUT_DIR", str(runs[name])] for name in args.variants}
+    if args.iters:
+        for name in args.variants:
+            opts[name] += ["SOLVER.MAX_ITER", str(args.iters), "SOLVER.CHECKPOINT_PERIOD", str(args.iters),
+                           "TEST.EVAL_PERIOD", str(max(1, args.iters // 3)), "VIS.PERIOD", str(args.iters)]
+    untrained, configs = {}, {}
     for name in args.variants:
-        opts = ["OUTPUT_DIR", str(out / "runs" / name)]
-        if args.iters:
-            opts += ["SOLVER.MAX_ITER", str(args.iters), "SOLVER.CHECKPOINT_PERIOD", str(args.iters),
-                     "TEST.EVAL_PERIOD", str(max(1, args.iters // 3)), "VIS.PERIOD", str(args.iters)]
-        cfg = get_config(VARIANT_CONFIGS[name], opts)
-        log(f"\n{name}: {VARIANT_LABELS[(cfg.MODEL.UPSAMPLER, cfg.MODEL.CONV)]} generator, "
-            f"{cfg.SOLVER.MAX_ITER} iterations")
-        tic = time.perf_counter()
-        # start clean: the demo's numbers are those of a fresh run of the shipped configs
-        shutil.rmtree(cfg.OUTPUT_DIR, ignore_errors=True)
-        trainer = InpaintingTrainer(cfg)
-        untrained[name] = evaluate_untrained(trainer)["model"]
-        trainer.resume_or_load(resume=False)
-        results[name] = trainer.train()
-        seconds[name] = time.perf_counter() - tic
-        trainers[name], runs[name] = trainer, trainer.output_dir
+        shutil.rmtree(runs[name], ignore_errors=True)  # the demo's numbers are those of fresh runs
+        configs[name] = cfg = get_config(VARIANT_CONFIGS[name], opts[name])
+        untrained[name] = evaluate_untrained(InpaintingTrainer(cfg))["model"]
+        log(f"{name}: {VARIANT_LABELS[(cfg.MODEL.UPSAMPLER, cfg.MODEL.CONV)]} generator, untrained PSNR "
+            f"{untrained[name]['psnr']:.2f} dB, {cfg.SOLVER.MAX_ITER} iterations")
+    log(f"\n[2/4] training {', '.join(args.variants)} side by side (carafe-inpaint-train, one thread each)")
+    train_side_by_side("carafe_inpaint.cli.train", {name: ["--config-file", VARIANT_CONFIGS[name], *opts[name]]
+                                                    for name in args.variants}, out / "runs")
+    results = {name: json.loads((run / "eval.json").read_text()) for name, run in runs.items()}
+    seconds = {name: training_seconds(run) for name, run in runs.items()}
+    generators = {name: load_generator(run / "model_final.pth", torch.device("cpu"))[0] for name, run in runs.items()}
 
     log("\n[3/4] the trained models, the untrained ones and the masked input on the same held-out pairs")
-    reference = trainers[args.variants[-1]]
+    reference = configs[args.variants[-1]]
+    val = validation_set(reference)
     rows = {"masked input": results[args.variants[-1]]["masked_input"],
-            "mean-colour fill": mean_colour_fill(reference.val_set),
+            "mean-colour fill": mean_colour_fill(val),
             **{f"untrained {name}": metrics for name, metrics in untrained.items()},
             **{name: r["model"] for name, r in results.items()}}
     log(f"{'':<20}{'PSNR (dB)':>10}{'SSIM':>8}{'L1 hole':>9}{'L1':>8}")
@@ -131,44 +132,38 @@ def main(argv=None) -> int:
         log(f"{name:<20}{m['psnr']:10.2f}{m['ssim']:8.4f}{m['l1_hole']:9.4f}{m['l1']:8.4f}")
 
     log("\n[4/4] figures")
-    figure4(trainers, out / "figure4_inpainting.png")
+    figure4(generators, val, out / "figure4_inpainting.png")
     plot_training_curves(runs, out / "training_curves.png", [("loss_l1_hole", "L1 in the hole ([-1, 1] scale)"),
                                                              ("model/psnr", "PSNR on held-out photographs (dB)")])
 
-    val = reference.val_set
     summary = {
         "data": {"train": "embedded photographs (skimage.data)", "validation_pairs": len(val),
-                 "image_size": reference.cfg.DATASETS.IMAGE_SIZE},
+                 "image_size": reference.DATASETS.IMAGE_SIZE},
         "masks": mask_stats,
         "metrics": rows,
-        "parameters": {name: sum(p.numel() for p in t.models["generator"].parameters())
-                       for name, t in trainers.items()},
-        "iterations": {name: t.cfg.SOLVER.MAX_ITER for name, t in trainers.items()},
+        "parameters": {name: sum(p.numel() for p in g.parameters()) for name, g in generators.items()},
+        "iterations": {name: results[name]["iteration"] for name in runs},
         "train_seconds": seconds,
         "seconds": time.perf_counter() - started,
         "torch": torch.__version__,
     }
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
     lines = ["# carafe-inpaint demo", "",
-             f"Tiny Global&Local models trained on the embedded photographs ({reference.cfg.DATASETS.IMAGE_SIZE}x"
-             f"{reference.cfg.DATASETS.IMAGE_SIZE} views), evaluated on {len(val)} fixed (image, free-form mask) pairs "
+             f"Tiny Global&Local models trained on the embedded photographs ({reference.DATASETS.IMAGE_SIZE}x"
+             f"{reference.DATASETS.IMAGE_SIZE} views), evaluated on {len(val)} fixed (image, free-form mask) pairs "
              f"of {val.num_images} held-out photographs. Metrics on [0, 1] images; L1 hole = mean absolute error "
              f"inside the hole; 'masked input' is the generator's input (hole at mid-grey), 'mean-colour fill' fills "
              f"each hole with its image's mean known colour (no learning), 'untrained' is each model at "
-             f"initialization.", "",
-             "| model | PSNR (dB) | SSIM | L1 hole | L1 | generator parameters | iterations | train time (s) |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name, m in rows.items():
-        params = summary["parameters"].get(name, "")
-        iters = summary["iterations"].get(name, "")
-        secs = f"{seconds[name]:.0f}" if name in seconds else ""
-        lines.append(f"| {name} | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['l1_hole']:.4f} | {m['l1']:.4f} | {params} "
-                     f"| {iters} | {secs} |")
+             f"initialization.", ""]
+    lines += markdown_table(["model", "PSNR (dB)", "SSIM", "L1 hole", "L1", "generator parameters", "iterations",
+                             "train time (s)"],
+                            [[name, f"{m['psnr']:.2f}", f"{m['ssim']:.4f}", f"{m['l1_hole']:.4f}", f"{m['l1']:.4f}",
+                              summary["parameters"].get(name, ""), summary["iterations"].get(name, ""),
+                              f"{seconds[name]:.0f}" if name in seconds else ""] for name, m in rows.items()])
     lines += ["", f"Free-form masks at 256x256: {100 * mask_stats['hole_fraction_mean']:.1f}% +- "
               f"{100 * mask_stats['hole_fraction_std']:.1f}% hole.", "",
               "Figures: figure4_inpainting.png (the paper's Figure 4 layout), free_form_masks.png, "
               "training_curves.png; sample grids during training in runs/*/samples/."]
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    write_summary(out, summary, lines)
     log(f"\nwrote {out}/: metrics.json, summary.md, figure4_inpainting.png, free_form_masks.png, training_curves.png "
         f"({time.perf_counter() - started:.0f}s)")
     return 0

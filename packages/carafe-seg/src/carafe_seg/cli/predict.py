@@ -16,12 +16,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from carafe_engine import checkpoint_labels, predict_argument_parser, progress_bar, report_user_errors, select_device
+from carafe_engine import (checkpoint_labels, list_images, predict_argument_parser, progress_bar, read_image,
+                           report_user_errors, select_device)
 from PIL import Image
 
-from ..data.ade20k import class_names, read_annotation, read_image
+from ..data.ade20k import class_names, read_annotation
 from ..config import describe_upsamplers
-from ..inference import collect_images, load_predictor, segment_image
+from ..inference import load_predictor, segment_image
 from ..visualization import colorize, comparison_figure
 
 
@@ -42,7 +43,7 @@ def predict(args) -> None:
     if len(set(titles)) < len(titles):  # checkpoints of the same kind: tell them apart by their paths
         titles = [f"{title} [{label}]" for title, label in zip(titles, checkpoint_labels(args.weights))]
     num_classes = predictors[0][1].DATASETS.NUM_CLASSES
-    images = collect_images(args.input)[: args.limit or None]
+    images = list_images(args.input)[: args.limit or None]
     args.output.mkdir(parents=True, exist_ok=True)
 
     rows = []

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from carafe_engine import DatasetError  # noqa: F401 - a folder, image or annotation off the ADE20K layout
+from carafe_engine import DatasetError, read_image  # noqa: F401 - a folder, image or annotation off the ADE20K layout
 from PIL import Image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -57,15 +57,6 @@ def list_samples(root: str | Path, split: str) -> list[Sample]:
     if not images:
         raise DatasetError(f"no images ({'/'.join(IMAGE_SUFFIXES)}) in {folders['images']}")
     return [Sample(images[s], annotations[s]) for s in sorted(images)]
-
-
-def read_image(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (OSError, ValueError) as error:
-        raise DatasetError(f"{path}: not a readable image: {error}") from None
 
 
 def read_annotation(path: Path, num_classes: int) -> np.ndarray:

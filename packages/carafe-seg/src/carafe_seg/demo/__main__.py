@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 from carafe_engine import plot_training_curves
+from carafe_engine.demo import markdown_table, train_side_by_side, training_seconds, write_summary
 
 from ..cli.predict import main as predict
-from ..cli.train import main as train
 from ..config import load_seg_config
 from ..data.ade20k import list_samples
 from ..data.synthetic import make_synthetic_ade20k
@@ -50,31 +50,27 @@ def main(argv=None) -> int:
     data = make_synthetic_ade20k(out / "data", args.train, args.val, seed=args.seed)
     print(f"[1/3] wrote {args.train} training and {args.val} validation scenes to {data}")
 
-    metrics, runs = {}, {}
-    for step, (name, config) in enumerate(MODELS.items(), start=1):
-        run = out / "runs" / Path(config).stem
-        opts = ["DATASETS.ROOT", str(data), "OUTPUT_DIR", str(run), "SOLVER.EPOCHS", str(args.epochs)]
-        cfg = load_seg_config(config, opts)
-        torch.manual_seed(cfg.SEED)  # the same initial weights as the training run below
-        untrained = evaluate(build_model(cfg), list_samples(data, "validation"), cfg, torch.device("cpu"))
-        print(f"[2/3] ({step}/{len(MODELS)}) {name}: untrained mIoU {untrained['mIoU']:.2f}; training")
-        began = time.perf_counter()
-        if train(["--config-file", config, *opts]):
-            return 2  # the train command printed the error
+    runs = {name: out / "runs" / Path(config).stem for name, config in MODELS.items()}
+    opts = {name: ["DATASETS.ROOT", str(data), "OUTPUT_DIR", str(runs[name]), "SOLVER.EPOCHS", str(args.epochs)]
+            for name in MODELS}
+    metrics = {}
+    for name, config in MODELS.items():
+        cfg = load_seg_config(config, opts[name])
+        torch.manual_seed(cfg.SEED)  # the same initial weights as the training run
+        model = build_model(cfg)
+        untrained = evaluate(model, list_samples(data, "validation"), cfg, torch.device("cpu"))
+        print(f"[2/3] {name}: untrained mIoU {untrained['mIoU']:.2f}")
+        metrics[name] = {"config": config, "upsamplers": dict(cfg.MODEL.UPSAMPLER),
+                         "parameters": sum(p.numel() for p in model.parameters()),
+                         "untrained_mIoU": untrained["mIoU"], "untrained_pixel_accuracy": untrained["pixel_accuracy"]}
+    print(f"[2/3] training {' and '.join(MODELS)} side by side (carafe-seg-train, one thread each)")
+    train_side_by_side("carafe_seg.cli.train", {name: ["--config-file", config, *opts[name]]
+                                                for name, config in MODELS.items()}, out / "runs")
+    for name, run in runs.items():
         trained = json.loads((run / "eval.json").read_text())
-        runs[name] = run
-        metrics[name] = {
-            "config": config,
-            "upsamplers": dict(cfg.MODEL.UPSAMPLER),
-            "parameters": sum(p.numel() for p in build_model(cfg).parameters()),
-            "iterations": trained["iteration"],
-            "train_seconds": time.perf_counter() - began,
-            "untrained_mIoU": untrained["mIoU"],
-            "untrained_pixel_accuracy": untrained["pixel_accuracy"],
-            "mIoU": trained["mIoU"],
-            "pixel_accuracy": trained["pixel_accuracy"],
-            "per_class_IoU": {k: v for k, v in trained["per_class_IoU"].items() if v is not None},
-        }
+        metrics[name].update({"iterations": trained["iteration"], "train_seconds": training_seconds(run),
+                              "mIoU": trained["mIoU"], "pixel_accuracy": trained["pixel_accuracy"],
+                              "per_class_IoU": {k: v for k, v in trained["per_class_IoU"].items() if v is not None}})
 
     print("[3/3] figures")
     predict(["--weights", str(runs["bilinear"] / "model_final.pth"), str(runs["CARAFE"] / "model_final.pth"),
@@ -85,29 +81,26 @@ def main(argv=None) -> int:
     plot_training_curves(runs, out / "training_curves.png", [("loss", "training loss (cross-entropy)")],
                          title="tiny UperNet on the synthetic scenes", log_scale=True)
 
-    summary = {"dataset": {"root": str(data), "train": args.train, "val": args.val, "seed": args.seed},
-               "epochs": args.epochs, "models": metrics, "seconds": time.perf_counter() - started}
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
     classes = list(next(iter(metrics.values()))["per_class_IoU"])
     lines = [
         "# carafe-seg demo: tiny UperNet, bilinear vs CARAFE", "",
         f"Synthetic scenes in the ADEChallengeData2016 layout ({args.train} training, {args.val} validation), "
-        f"{args.epochs} passes, one CPU thread. The only difference between the models is the upsampling in the "
-        "PPM, the FPN and the fusion.", "",
-        "| model | mIoU (%) | pixel accuracy (%) | untrained mIoU (%) | parameters | iterations | training (s) |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    lines += [f"| {name} | {m['mIoU']:.2f} | {m['pixel_accuracy']:.2f} | {m['untrained_mIoU']:.2f} | {m['parameters']} "
-              f"| {m['iterations']} | {m['train_seconds']:.0f} |" for name, m in metrics.items()]
-    lines += ["", "Per-class IoU (%):", "", "| model | " + " | ".join(classes) + " |",
-              "|---|" + "---|" * len(classes)]
-    lines += [f"| {name} | " + " | ".join(f"{m['per_class_IoU'].get(c, float('nan')):.1f}" for c in classes) + " |"
-              for name, m in metrics.items()]
-    lines += ["", "Figures: `figure3_segmentation.png` (input, ground truth, baseline, CARAFE - the layout of the "
-              "paper's Figure 3), `training_curves.png`.", "",
-              "The paper (ResNet-50 UperNet on ADE20K val): 40.44 -> 42.23 mIoU, 79.80 -> 80.34 pixel accuracy; "
-              "reproduce with the shipped upernet_r50_ade20k*.yaml configs (see README.md)."]
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+        f"{args.epochs} passes, one CPU thread per model. The only difference between the models is the upsampling "
+        "in the PPM, the FPN and the fusion.", "",
+        *markdown_table(["model", "mIoU (%)", "pixel accuracy (%)", "untrained mIoU (%)", "parameters", "iterations",
+                         "training (s)"],
+                        [[name, f"{m['mIoU']:.2f}", f"{m['pixel_accuracy']:.2f}", f"{m['untrained_mIoU']:.2f}",
+                          m["parameters"], m["iterations"], f"{m['train_seconds']:.0f}"]
+                         for name, m in metrics.items()]),
+        "", "Per-class IoU (%):", "",
+        *markdown_table(["model", *classes], [[name, *(f"{m['per_class_IoU'].get(c, float('nan')):.1f}"
+                                                       for c in classes)] for name, m in metrics.items()]),
+        "", "Figures: `figure3_segmentation.png` (input, ground truth, baseline, CARAFE - the layout of the paper's "
+        "Figure 3), `training_curves.png`.", "",
+        "The paper (ResNet-50 UperNet on ADE20K val): 40.44 -> 42.23 mIoU, 79.80 -> 80.34 pixel accuracy; reproduce "
+        "with the shipped upernet_r50_ade20k*.yaml configs (see README.md)."]
+    write_summary(out, {"dataset": {"root": str(data), "train": args.train, "val": args.val, "seed": args.seed},
+                        "epochs": args.epochs, "models": metrics, "seconds": time.perf_counter() - started}, lines)
     print(f"\nwrote {out}/: metrics.json, summary.md, figure3_segmentation.png, training_curves.png "
           f"({time.perf_counter() - started:.0f}s)")
     for name, m in metrics.items():
