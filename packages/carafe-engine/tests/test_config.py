@@ -215,3 +215,17 @@ def test_a_value_yaml_reads_as_another_type_names_the_file_and_key(tmp_path):
     path = write(tmp_path / "cfg.yaml", "SEED: 2020-01-01\n")  # YAML reads a date
     with pytest.raises(ConfigError, match=r"cfg.yaml: Key SEED with value <class 'datetime.date'> is not a valid"):
         load_config(get_cfg(), path)
+
+
+def test_check_values_names_the_first_key_that_fails():
+    from carafe_engine import POSITIVE, check_values
+
+    cfg = get_cfg()
+    rules = {"SOLVER.IMS_PER_BATCH": POSITIVE, "MODEL.CARAFE.UP_KERNEL": (lambda v: v % 2 == 1, "odd")}
+    assert check_values(cfg, rules) is cfg
+    cfg.MODEL.CARAFE.UP_KERNEL = 4
+    with pytest.raises(ConfigError, match="^MODEL.CARAFE.UP_KERNEL must be odd, got 4$"):
+        check_values(cfg, rules)
+    cfg.SOLVER.IMS_PER_BATCH = 0
+    with pytest.raises(ConfigError, match="^SOLVER.IMS_PER_BATCH must be > 0, got 0$"):
+        check_values(cfg, rules)

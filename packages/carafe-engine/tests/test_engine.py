@@ -221,3 +221,18 @@ def test_training_curves_are_drawn_from_each_runs_metrics(tmp_path):
     plot_training_curves(runs, path, [("loss", "loss"), ("psnr", "PSNR (dB)")], title="two runs", log_scale=True)
     with Image.open(path) as image:
         assert image.width > 2 * image.height > 0  # two panels side by side
+
+
+def test_load_model_state_refuses_another_model_naming_its_settings(tmp_path):
+    from carafe_engine import load_model_state
+
+    small, wide = torch.nn.Linear(2, 3), torch.nn.Linear(2, 4)
+    state = {"model": small.state_dict(), "config": {"MODEL": {"WIDTH": 3, "KIND": "small"}}}
+    copy = torch.nn.Linear(2, 3)
+    load_model_state(copy, state, "small.pth")
+    assert torch.equal(copy.weight, small.weight)
+    with pytest.raises(CheckpointError, match=r"small.pth holds weights of another model \(MODEL.WIDTH 3, MODEL.KIND "
+                                              r"'small'\): missing \[\], unexpected \[\], wrong shape \['weight', 'bias'\]"):
+        load_model_state(wide, state, "small.pth", described=("MODEL.WIDTH", "MODEL.KIND"))
+    with pytest.raises(CheckpointError, match=r"small.pth holds no 'generator' weights"):
+        load_model_state(wide, state, "small.pth", "generator")

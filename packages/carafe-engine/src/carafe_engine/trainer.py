@@ -17,7 +17,8 @@ A task subclasses Trainer and supplies:
     run_step(batch)                  one training step (forward, backward, optimizer steps); returns its losses
     evaluate()                       the metrics on the test data (called in every process; None off the main one)
     and optionally lr_factor(iteration), max_iter_for(batches_per_epoch), collate, hooks() (e.g. figures, PreciseBN),
-    describe(), summarize(results), extra_state() / load_extra_state(state), load_model_weights(state, path).
+    describe(), summarize(results), extra_state() / load_extra_state(state), model_keys (the config keys
+    that tell its models apart, named when another model's checkpoint is refused) or load_model_weights(state, path).
 """
 
 from __future__ import annotations
