@@ -34,11 +34,15 @@ def test_paper_configs_hold_the_papers_settings():
         cfg = load_torchvision_config(path)
         assert (cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN) == (800, 1333)
         assert (cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST) == (800, 1333)
-        s = cfg.SOLVER
+        s, carafe = cfg.SOLVER, "carafe" in path.stem
         assert (s.BASE_LR, s.MOMENTUM, s.WEIGHT_DECAY, s.IMS_PER_BATCH) == (0.02, 0.9, 1e-4, 16)
         assert (s.EPOCHS, s.STEPS, s.GAMMA) == (12, [8, 11], 0.1)
+        # from the authors' release (mmdetection v1): warmup from 1/3, gradient norm clipped at 35, 2000 proposals
+        assert (s.WARMUP_ITERS, s.WARMUP_FACTOR) == (500, pytest.approx(1 / 3))
+        assert dict(s.CLIP_GRADIENTS) == {"ENABLED": True, "CLIP_VALUE": 35.0, "NORM_TYPE": 2.0}
+        assert (cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN, cfg.MODEL.RPN.POST_NMS_TOPK_TEST) == (2000, 1000)
+        assert cfg.INPUT.SIZE_DIVISIBILITY == (64 if carafe else 32)
         assert cfg.MODEL.BACKBONE.NAME == "resnet50" and cfg.MODEL.ROI_HEADS.NUM_CLASSES == 80
-        carafe = "carafe" in path.stem
         assert cfg.MODEL.FPN.UPSAMPLE == ("carafe" if carafe else "nearest")
         assert cfg.MODEL.FPN.TOP_LEVEL == ("conv" if carafe else "maxpool")
         assert cfg.MODEL.MASK_ON == path.stem.startswith("mask")
@@ -219,11 +223,32 @@ def test_schedule_converts_epochs_warms_up_and_steps():
     per_epoch = 7329  # COCO train2017 at 16 images per batch
     assert schedule_length(solver, per_epoch) == 87_948
     factor = {i: lr_factor(solver, i, per_epoch) for i in (0, 250, 500, 58_631, 58_632, 80_618, 80_619)}
-    assert factor[0] == pytest.approx(0.001) and factor[250] == pytest.approx(0.001 * 0.5 + 0.5)
+    assert factor[0] == pytest.approx(1 / 3) and factor[250] == pytest.approx(1 / 3 * 0.5 + 0.5)
     assert factor[500] == factor[58_631] == pytest.approx(1)  # steps at epochs 8 and 11: 58,632 and 80,619
     assert factor[58_632] == factor[80_618] == pytest.approx(0.1) and factor[80_619] == pytest.approx(0.01)
     solver.MAX_ITER = 100
     assert schedule_length(solver, per_epoch) == 100
+
+
+def test_gradients_are_clipped_to_the_configured_norm():
+    from types import SimpleNamespace
+
+    from carafe_det.torchvision_engine.trainer import train_step
+
+    class Doubling(torch.nn.Module):  # a "detector" whose loss dict has one loss with a large gradient
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(4))
+
+        def forward(self, images, targets):
+            return {"loss": 100.0 * self.weight.sum()}
+
+    for enabled, expected in ((False, 200.0), (True, 35.0)):  # gradient 100 per element: norm 200
+        model = Doubling()
+        optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+        clip = SimpleNamespace(ENABLED=enabled, CLIP_VALUE=35.0, NORM_TYPE=2.0)
+        train_step(model, optimizer, torch.amp.GradScaler("cpu", enabled=False), [], [], "cpu", clip=clip)
+        assert (1 - model.weight.detach()).norm().item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_coco_scoring_of_the_ground_truth_is_perfect_and_of_nothing_is_zero(shapes_root):

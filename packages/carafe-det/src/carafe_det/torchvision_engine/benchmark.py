@@ -53,7 +53,8 @@ def benchmark_config(config: str, device: torch.device, batch: int, size: tuple[
     targets = [{k: v.to(device) for k, v in target.items()} for target in targets]
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    timing = time_steps(lambda step: train_step(model, optimizer, scaler, images, targets, device, step)[0], device,
+    timing = time_steps(lambda step: train_step(model, optimizer, scaler, images, targets, device, step,
+                                                     cfg.SOLVER.CLIP_GRADIENTS)[0], device,
                         warmup, steps)
     padded = model.transform([torch.zeros(3, *size, device=device)])[0].tensors.shape[-2:]  # resized and padded
     return {

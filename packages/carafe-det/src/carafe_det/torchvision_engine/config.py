@@ -64,6 +64,8 @@ DEFAULTS: dict = {
         "STEPS": [8.0, 11.0],  # epochs at which the learning rate is multiplied by GAMMA
         "GAMMA": 0.1,
         "WARMUP_ITERS": 500, "WARMUP_FACTOR": 0.001,
+        # gradients rescaled to an L2 norm of at most CLIP_VALUE before each step (mmdetection v1's grad_clip)
+        "CLIP_GRADIENTS": {"ENABLED": False, "CLIP_VALUE": 35.0, "NORM_TYPE": 2.0},
     },
 }
 

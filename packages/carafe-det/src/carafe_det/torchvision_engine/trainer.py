@@ -46,9 +46,10 @@ def lr_factor(solver, iteration: int, batches_per_epoch: int) -> float:
     return factor
 
 
-def train_step(model, optimizer, scaler, images, targets, device, iteration: int = 0):
+def train_step(model, optimizer, scaler, images, targets, device, iteration: int = 0, clip=None):
     """One SGD step on a batch (what carafe-det-train and the step benchmark run); returns the total loss and
-    the loss dict. With an enabled GradScaler (SOLVER.AMP on CUDA) the forward runs in float16 autocast."""
+    the loss dict. With an enabled GradScaler (SOLVER.AMP on CUDA) the forward runs in float16 autocast. clip: the
+    SOLVER.CLIP_GRADIENTS section; when enabled, the gradients' norm is clipped to its CLIP_VALUE."""
     images = [image.to(device, non_blocking=True) for image in images]
     targets = [{k: v.to(device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
     autocast = torch.autocast("cuda", dtype=torch.float16) if scaler.is_enabled() else contextlib.nullcontext()
@@ -60,6 +61,10 @@ def train_step(model, optimizer, scaler, images, targets, device, iteration: int
                                  f"{ {k: v.item() for k, v in loss_dict.items()} }")
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
+    if clip is not None and clip.ENABLED:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]],
+                                       clip.CLIP_VALUE, clip.NORM_TYPE)
     scaler.step(optimizer)
     scaler.update()
     return loss, loss_dict
@@ -137,7 +142,7 @@ class DetectionTrainer(Trainer):
     def run_step(self, batch) -> dict:
         images, targets = batch
         loss, loss_dict = train_step(self.wrapped["model"], self.optimizers["optimizer"], self.scaler, images,
-                                     targets, self.device, self.iteration)
+                                     targets, self.device, self.iteration, self.cfg.SOLVER.CLIP_GRADIENTS)
         return {"loss": loss, **loss_dict}
 
     def evaluate(self) -> dict | None:
