@@ -26,9 +26,12 @@ def train_side_by_side(module: str, runs: dict[str, list[str]], log_dir: Path) -
         finished = all(process.poll() is not None for process in processes.values())
         for name in runs:
             for line in logs[name].read_text()[offsets[name]:].splitlines(keepends=True):
-                if line.endswith("\n") or finished:
-                    print(f"[{name}] {line.rstrip()}", flush=True)
-                    offsets[name] += len(line)
+                if not (line.endswith("\n") or finished):
+                    break
+                offsets[name] += len(line)
+                text = line.rstrip().rpartition("\r")[2].strip()  # a progress bar's last state
+                if text:
+                    print(f"[{name}] {text}", flush=True)
         if finished:
             break
         time.sleep(1)
