@@ -60,6 +60,11 @@ def test_paper_configs_hold_the_papers_settings():
         iters_per_epoch = 117_266 / 16
         assert s.MAX_ITER == round(12 * iters_per_epoch)
         assert s.STEPS == (round(8 * iters_per_epoch), round(11 * iters_per_epoch))
+        # from the authors' release (mmdetection v1), as in the torchvision engine's configs
+        assert (s.WARMUP_ITERS, s.WARMUP_FACTOR) == (500, pytest.approx(1 / 3))
+        clip = s.CLIP_GRADIENTS
+        assert (clip.ENABLED, clip.CLIP_TYPE, clip.CLIP_VALUE, clip.NORM_TYPE) == (True, "norm", 35.0, 2.0)
+        assert (cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN, cfg.MODEL.RPN.POST_NMS_TOPK_TEST) == (2000, 1000)
         assert cfg.MODEL.RESNETS.DEPTH == 50 and cfg.MODEL.ROI_HEADS.NUM_CLASSES == 80
         carafe = "carafe" in name
         assert cfg.MODEL.FPN.UPSAMPLE == ("carafe" if carafe else "nearest")
