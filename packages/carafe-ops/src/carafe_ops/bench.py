@@ -132,8 +132,10 @@ def copy_bandwidth_gbs(device: torch.device) -> float:
 
 def matmul_gflops(device: torch.device, dtype: torch.dtype) -> float:
     """The arithmetic rate of a large matrix product in this dtype (the best of several), the yardstick of the
-    compute floor. On CUDA float32 products do not use TF32 (PyTorch's default)."""
-    size = 8192 if device.type == "cuda" else 2048
+    compute floor. On CUDA float32 products do not use TF32 (PyTorch's default). On a CPU, float16 and bfloat16
+    products run at about 1 GFLOP/s where the CPU has no instructions for them, so they are timed at 512."""
+    reduced = dtype in (torch.float16, torch.bfloat16)
+    size = 8192 if device.type == "cuda" else (512 if reduced else 2048)
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
     best = min(measure_ms(lambda: a @ b, device, min_time_s=0.05) for _ in range(3))
