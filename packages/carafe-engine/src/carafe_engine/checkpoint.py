@@ -127,6 +127,13 @@ def save_and_point(output_dir: str | Path, name: str, state: dict[str, Any]) -> 
     return path
 
 
+def _differences(expected: Mapping, weights: Mapping) -> tuple[list[str], list[str]]:
+    """The names of `expected` that `weights` lacks, and those it holds with another shape."""
+    missing = [k for k in expected if k not in weights]
+    wrong = [k for k in expected if k in weights and tuple(weights[k].shape) != tuple(expected[k].shape)]
+    return missing, wrong
+
+
 def load_model_state(module: torch.nn.Module, state: Mapping, path: str | Path, entry: str = "model",
                      described: tuple[str, ...] = ()) -> None:
     """Loads the checkpoint's `entry` into module, every tensor with its shape. The weights of another model
@@ -136,9 +143,8 @@ def load_model_state(module: torch.nn.Module, state: Mapping, path: str | Path, 
     if not isinstance(weights, Mapping):
         raise CheckpointError(f"{path} holds no {entry!r} weights")
     own = module.state_dict()
-    missing = [k for k in own if k not in weights]
+    missing, wrong = _differences(own, weights)
     unexpected = [k for k in weights if k not in own]
-    wrong = [k for k in own if k in weights and tuple(weights[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or wrong:
         config = state.get("config") if isinstance(state.get("config"), Mapping) else {}
         saved = ", ".join(f"{key} {_at(config, key)!r}" for key in described)
@@ -168,11 +174,11 @@ def load_pretrained(module: torch.nn.Module, path: str | Path, what: str = "MODE
     expected = {k: v for k, v in module.state_dict().items()
                 if not k.startswith(ignore) and not k.endswith("num_batches_tracked")}
     fits = f"{what}: {path} does not fit a {type(module).__name__}"
-    missing = sorted(set(expected) - set(state))
+    missing, wrong = _differences(expected, state)
     if missing:
+        missing = sorted(missing)
         raise CheckpointError(f"{fits}: lacks {len(missing)} tensors (first: {', '.join(missing[:5])})")
-    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-             if tuple(state[k].shape) != tuple(v.shape)]
     if wrong:
-        raise CheckpointError(f"{fits}: has tensors of other shapes: {'; '.join(wrong[:5])}")
+        shapes = [f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}" for k in wrong]
+        raise CheckpointError(f"{fits}: has tensors of other shapes: {'; '.join(shapes[:5])}")
     module.load_state_dict({k: state[k] for k in expected}, strict=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 from carafe_engine import POSITIVE, CfgNode, ConfigError, add_defaults, check_values, get_cfg, load_config, set_choices
 
 from ..modeling import FPN_UPSAMPLERS, MASK_UPSAMPLERS, TOP_LEVELS
-from .model import BACKBONES
+from .model import BACKBONES, STAGES
 
 ENGINE_NAME = "torchvision"
 
@@ -104,7 +104,8 @@ def load_torchvision_config(path: str | Path | None = None, opts=()) -> CfgNode:
     if cfg.SOLVER.MAX_ITER <= 0 and cfg.SOLVER.EPOCHS <= 0:
         raise ConfigError("the schedule is empty: set SOLVER.EPOCHS > 0 or SOLVER.MAX_ITER > 0")
     return check_values(cfg, {"SOLVER.IMS_PER_BATCH": POSITIVE, "MODEL.ROI_HEADS.NUM_CLASSES": POSITIVE,
-                              "MODEL.BACKBONE.FREEZE_AT": (lambda v: 0 <= v <= 5, "in 0..5 (stem, res2..res5)")})
+                              "MODEL.BACKBONE.FREEZE_AT": (lambda v: 0 <= v <= len(STAGES),
+                                                            f"in 0..{len(STAGES)} (stem, res2..res5)")})
 
 
 def checkpoint_kind(cfg: CfgNode) -> str:
