@@ -131,6 +131,15 @@ def test_load_pretrained_checks_file_keys_and_shapes(tmp_path):
         load_pretrained(torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3), torch.nn.BatchNorm2d(4)), path)
     with pytest.raises(CheckpointError, match="file not found"):
         load_pretrained(target, tmp_path / "nope.pth")
+    # every tensor of the file is used (here the second conv would be dropped) and a DataParallel's names load
+    bigger = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 4, 1))
+    torch.save(bigger.state_dict(), path)
+    with pytest.raises(CheckpointError, match="has 2 tensors it does not use \\(first: 2.bias, 2.weight\\)"):
+        load_pretrained(target, path)
+    torch.save({f"module.{k}": v for k, v in source.state_dict().items()}, path)
+    fresh = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    load_pretrained(fresh, path)
+    assert torch.equal(fresh[0].weight, source[0].weight)
 
 
 def test_resume_finds_the_newest_checkpoint_when_the_named_one_is_gone(tmp_path):

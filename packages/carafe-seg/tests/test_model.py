@@ -13,6 +13,7 @@ from carafe_ops.nn import BilinearThenCARAFE, Interpolate
 
 from carafe_seg.config import load_seg_config
 from carafe_seg.modeling import BackboneWeightsError, build_model
+from csail_layout import Resnet
 
 PLACES = ("PPM", "FPN", "FUSION")
 PLACE_MODULES = {"PPM": "ppm_upsample", "FPN": "fpn_upsample", "FUSION": "fusion_upsample"}
@@ -95,7 +96,8 @@ def carafe_pack_parameters(channels, scale, k_up=5, k_enc=3, compressed=64, grou
     return channels * compressed + compressed + compressed * encoder_out * k_enc * k_enc + encoder_out
 
 
-RESNET50_TRUNK = 23_508_032  # torchvision resnet50 (25,557,032) without fc (2,049,000)
+CSAIL_RESNET50_TRUNK = 23_631_808  # the official deep-stem resnet50 (25,680,808) without fc (2,049,000)
+TORCHVISION_RESNET50_TRUNK = 23_508_032  # torchvision resnet50 (25,557,032) without fc (2,049,000)
 CARAFE_PARAMETERS = {
     "PPM": 4 * carafe_pack_parameters(2048, 2),
     "FPN": 3 * carafe_pack_parameters(512, 2),
@@ -111,20 +113,22 @@ def test_parameter_counts_of_the_paper_models(config):
     model = build_model(cfg)
     count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
     added = sum(CARAFE_PARAMETERS[p] for p in PLACES if cfg.MODEL.UPSAMPLER[p] == "carafe")
-    assert count(model.backbone) == RESNET50_TRUNK
+    assert count(model.backbone) == CSAIL_RESNET50_TRUNK == count(Resnet())
     assert count(model.decoder) == official_upernet_decoder_parameters() + added
     if config == "upernet_r50_ade20k.yaml":
-        assert count(model) == 64_098_518
+        assert count(model) == 64_222_294
     if config == "upernet_r50_ade20k_carafe.yaml":
-        assert added == 2_337_136 and count(model) == 66_435_654
+        assert added == 2_337_136 and count(model) == 66_559_430
 
 
-def test_resnet50_imagenet_weights_are_loaded(tmp_path):
+def test_torchvision_resnet50_imagenet_weights_are_loaded(tmp_path):
     torch.manual_seed(1)
     reference = torchvision.models.resnet50(weights=None)
-    path = tmp_path / "resnet50-imagenet.pth"
+    path = tmp_path / "resnet50-0676ba61.pth"
     torch.save(reference.state_dict(), path)
-    model = build_model(load_seg_config("upernet_r50_ade20k.yaml", ["MODEL.BACKBONE.WEIGHTS", str(path)]))
+    model = build_model(load_seg_config("upernet_r50_ade20k.yaml", ["MODEL.BACKBONE.NAME", "torchvision_resnet50",
+                                                                    "MODEL.BACKBONE.WEIGHTS", str(path)]))
+    assert sum(p.numel() for p in model.backbone.parameters()) == TORCHVISION_RESNET50_TRUNK
     assert torch.equal(model.backbone.stem[0].weight, reference.conv1.weight)
     assert torch.equal(model.backbone.layer4[2].bn3.running_var, reference.layer4[2].bn3.running_var)
     assert torch.equal(model.backbone.layer3[5].conv2.weight, reference.layer3[5].conv2.weight)
@@ -138,7 +142,7 @@ def test_bad_backbone_weights_name_the_file(tmp_path):
         build(tmp_path / "missing.pth")
     partial = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), partial)
-    with pytest.raises(BackboneWeightsError, match="resnet18.pth does not fit a ResNet: (lacks|has tensors of other shapes)"):
+    with pytest.raises(BackboneWeightsError, match="resnet18.pth does not fit a DeepStemResNet: (lacks|has tensors of other shapes)"):
         build(partial)
     garbage = tmp_path / "notes.pth"
     garbage.write_text("not a checkpoint")

@@ -156,9 +156,10 @@ def load_model_state(module: torch.nn.Module, state: Mapping, path: str | Path, 
 def load_pretrained(module: torch.nn.Module, path: str | Path, what: str = "MODEL.BACKBONE.WEIGHTS",
                     ignore: tuple[str, ...] = ("fc.",)) -> None:
     """Loads a pretrained state dict (e.g. torchvision's ImageNet ResNet-50, resnet50-0676ba61.pth; a dict holding
-    one under 'state_dict' or 'model' works too) into module. Every tensor of the module except those starting
-    with an `ignore` prefix must be there with its shape; errors name the config key (`what`), the file and the
-    tensors."""
+    one under 'state_dict' or 'model' works too; names saved from a DataParallel, all starting 'module.', too) into
+    module. Every tensor of the module must be in the file with its shape, and every tensor of the file must be
+    used, except those starting with an `ignore` prefix (BatchNorm's num_batches_tracked may be absent); errors
+    name the config key or flag (`what`), the file and the tensors."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"{what}: file not found: {path}")
@@ -169,16 +170,23 @@ def load_pretrained(module: torch.nn.Module, path: str | Path, what: str = "MODE
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
-    if not isinstance(state, dict):
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{what}: {path} does not hold a state dict")
-    expected = {k: v for k, v in module.state_dict().items()
-                if not k.startswith(ignore) and not k.endswith("num_batches_tracked")}
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    own = module.state_dict()
+    expected = {k: v for k, v in own.items() if not k.startswith(ignore) and not k.endswith("num_batches_tracked")}
     fits = f"{what}: {path} does not fit a {type(module).__name__}"
     missing, wrong = _differences(expected, state)
+    unexpected = sorted(k for k in state if k not in own and not k.startswith(ignore))
+    problems = []
     if missing:
-        missing = sorted(missing)
-        raise CheckpointError(f"{fits}: lacks {len(missing)} tensors (first: {', '.join(missing[:5])})")
+        problems.append(f"lacks {len(missing)} tensors (first: {', '.join(sorted(missing)[:5])})")
+    if unexpected:
+        problems.append(f"has {len(unexpected)} tensors it does not use (first: {', '.join(unexpected[:5])})")
     if wrong:
         shapes = [f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}" for k in wrong]
-        raise CheckpointError(f"{fits}: has tensors of other shapes: {'; '.join(shapes[:5])}")
-    module.load_state_dict({k: state[k] for k in expected}, strict=False)
+        problems.append(f"has tensors of other shapes: {', '.join(shapes[:5])}")
+    if problems:
+        raise CheckpointError(f"{fits}: {'; '.join(problems)}")
+    module.load_state_dict({k: state[k] for k in own if k in state and not k.startswith(ignore)}, strict=False)

@@ -1,7 +1,7 @@
 """The configuration of carafe-seg: defaults (the paper's settings), shipped YAML files, loading with overrides.
 
 Defaults follow the paper's supplementary material and the official UperNet implementation
-(CSAILVision/semantic-segmentation-pytorch, which the paper used): ResNet-50, PPM scales 1-2-3-6, FPN width 512,
+(CSAILVision/semantic-segmentation-pytorch, which the paper used): its deep-stem ResNet-50, PPM scales 1-2-3-6, FPN width 512,
 SGD lr 0.02 / momentum 0.9 / weight decay 1e-4, 16 images per batch, poly power 0.9, 20 epochs of 5000
 iterations (the official code's `epoch_iters`), training shorter edges {300, ..., 600}, longer edge <= 1200,
 single-scale testing at 450.
@@ -19,13 +19,15 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 
 UPSAMPLER_PLACES = ("PPM", "FPN", "FUSION")
 UPSAMPLER_KINDS = ("bilinear", "carafe")
-BACKBONES = ("resnet50", "tiny")
+BACKBONES = ("csail_resnet50", "torchvision_resnet50", "tiny")
 
 DEFAULTS = {
     "MODEL": {
         "BACKBONE": {
-            "NAME": "resnet50",
-            # torchvision ImageNet state dict (e.g. resnet50-0676ba61.pth); "" = random init
+            # the official implementation's deep-stem ResNet-50; torchvision_resnet50: torchvision's
+            "NAME": "csail_resnet50",
+            # the ImageNet state dict of that backbone: CSAIL's resnet50-imagenet.pth for csail_resnet50,
+            # torchvision's (e.g. resnet50-0676ba61.pth) for torchvision_resnet50; "" = random init
             "WEIGHTS": "",
             # channels of the four stages of the 'tiny' backbone (strides 4, 8, 16, 32)
             "TINY_WIDTHS": [16, 32, 64, 128],
@@ -60,7 +62,9 @@ DEFAULTS = {
         # the training loss is computed at 1/4 resolution against labels subsampled by nearest neighbour (the
         # official `segm_downsampling_rate`); 1 or 2: the logits are upsampled bilinearly to that resolution
         "LABEL_DOWNSAMPLE": 4,
-        # RGB, 0..255: torchvision's ImageNet statistics (the backbone's weights are torchvision's)
+        # RGB, 0..255: the ImageNet statistics, the normalization of both ResNet-50s' weights (torchvision's, and
+        # CSAIL's since its code went to RGB [0, 1] with mean 0.485/0.456/0.406 and std 0.229/0.224/0.225: its
+        # commits 5a22d74 / ac0019c, August 2019; before that it took BGR 0..255 minus 102.98/115.95/122.77)
         "PIXEL_MEAN": [123.675, 116.28, 103.53],
         "PIXEL_STD": [58.395, 57.12, 57.375],
     },

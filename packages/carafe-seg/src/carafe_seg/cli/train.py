@@ -1,7 +1,7 @@
 """carafe-seg-train: trains and evaluates UperNet (with or without CARAFE) on ADE20K-layout data.
 
     carafe-seg-train --config-file upernet_r50_ade20k_carafe.yaml --num-gpus 8 \\
-        DATASETS.ROOT /data/ADEChallengeData2016 MODEL.BACKBONE.WEIGHTS /weights/resnet50-0676ba61.pth \\
+        DATASETS.ROOT /data/ADEChallengeData2016 MODEL.BACKBONE.WEIGHTS /weights/resnet50-imagenet.pth \\
         OUTPUT_DIR output/upernet_r50_carafe
     carafe-seg-train --config-file ... --resume                # continue from OUTPUT_DIR's last checkpoint
     carafe-seg-train --config-file ... --eval-only MODEL.WEIGHTS output/.../model_final.pth

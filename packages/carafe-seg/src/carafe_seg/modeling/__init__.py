@@ -1,12 +1,13 @@
 """UperNet with a switchable upsampler in the PPM, the FPN and the fusion; backbones."""
 
-from .backbone import BackboneWeightsError, ResNetBackbone, TinyBackbone, build_backbone
+from .backbone import BackboneWeightsError, DeepStemResNet, ResNetBackbone, TinyBackbone, build_backbone
 from .segmentor import UPerNetSegmentor, build_model, pad_to_multiple
 from .upernet import UPerNetDecoder
 from .upsampling import make_upsampler
 
 __all__ = [
     "BackboneWeightsError",
+    "DeepStemResNet",
     "ResNetBackbone",
     "TinyBackbone",
     "UPerNetDecoder",

@@ -45,7 +45,8 @@ class UPerNetDecoder(nn.Module):
         self.fpn_in = nn.ModuleList(conv_bn_relu(c, fpn_dim, kernel_size=1) for c in in_channels[:-1])
         self.fpn_upsample = nn.ModuleList(
             make_upsampler(upsamplers["FPN"], fpn_dim, 2, carafe_cfg) for _ in in_channels[:-1])
-        self.fpn_out = nn.ModuleList(conv_bn_relu(fpn_dim, fpn_dim) for _ in in_channels[:-1])
+        # one level deeper than needed, as the official code nests it (fpn_out.i.0.0.weight), so its weights load
+        self.fpn_out = nn.ModuleList(nn.Sequential(conv_bn_relu(fpn_dim, fpn_dim)) for _ in in_channels[:-1])
 
         # level i (P3, P4, P5 for i = 1, 2, 3) is 2**i times coarser than P2
         self.fusion_upsample = nn.ModuleList(
