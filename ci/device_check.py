@@ -802,7 +802,7 @@ def training_specs(gpu: bool, work: Path) -> list[TrainingSpec]:
                                                                          "TEST.PRECISE_BN.NUM_ITER", "2"))],
                      work / "inpaint", iterations, "eval.json", {"PSNR": "model.psnr", "SSIM": "model.ssim"},
                      ["-m", "carafe_inpaint.cli.make_data", "--output", str(inpaint_data / "masks"), "--count",
-                      "48" if gpu else "3", "--size", "64" if gpu else "32", "--photographs",
+                      "50" if gpu else "3", "--size", "64" if gpu else "32", "--photographs",
                       str(inpaint_data / "photos")]),
     ]
 

@@ -14,6 +14,8 @@ from carafe_inpaint import DataError, ImageReadError, TrainingViews, ValidationP
     read_mask, seeded_mask
 from carafe_inpaint.data.embedded import TRAIN_PHOTOS, VAL_PHOTOS, photographs
 from carafe_inpaint.data.images import write_mask
+from carafe_inpaint.data.mask_set import binned_candidates, mask_bin
+from carafe_inpaint.visualization import pairs_per_bin
 
 
 def test_embedded_photographs_are_real_rgb_and_split():
@@ -99,7 +101,10 @@ def test_validation_pairs_are_fixed(tmp_path, photo_folder):
     source = open_source(str(photo_folder), key="DATASETS.VAL")
     pairs = ValidationPairs(source, 32, mask_seed=9, masks_per_image=2)
     assert len(pairs) == 6
-    assert torch.equal(pairs[3]["mask"][0], torch.from_numpy(seeded_mask(32, 32, 9, 3)))
+    # without a mask folder, mask p is entry p of the coverage-binned set of the seed: bins in turn
+    candidates = binned_candidates(32, 9, 6)
+    assert torch.equal(pairs[3]["mask"][0], torch.from_numpy(seeded_mask(32, 32, 9, candidates[3])))
+    assert [mask_bin(pairs.mask(p)) for p in range(6)] == [0, 1, 2, 3, 4, 0]
     assert torch.equal(pairs[2]["image"], pairs[3]["image"]) and not torch.equal(pairs[2]["image"], pairs[4]["image"])
     assert len(ValidationPairs(source, 32, 9, max_images=2)) == 2
     # a mask folder (carafe-inpaint-make-data): mask p is file p, cycling
@@ -113,3 +118,13 @@ def test_validation_pairs_are_fixed(tmp_path, photo_folder):
     (tmp_path / "no_masks").mkdir()
     with pytest.raises(DataError, match=r"DATASETS.VAL_MASKS: the folder .*no_masks holds no .png masks"):
         ValidationPairs(source, 32, 0, mask_dir=tmp_path / "no_masks")
+
+
+def test_figure4_rows_show_one_pair_per_coverage_bin(photo_folder):
+    pairs = ValidationPairs(open_source(str(photo_folder)), 32, mask_seed=3, masks_per_image=5)
+    rows = pairs_per_bin(pairs)
+    assert [label.split(" bin")[0] for _, label in rows] == ["10-20%", "20-30%", "30-40%", "40-50%", "50-60%"]
+    for b, (pair, label) in enumerate(rows):
+        mask = pairs.mask(pair)
+        assert mask_bin(mask) == b and label.endswith(f"{100 * mask.mean():.1f}% hole")
+        assert pair // 5 == b % 3  # bin b from photograph b % 3: the rows show different photographs

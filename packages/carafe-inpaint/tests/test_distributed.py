@@ -53,6 +53,12 @@ def test_two_processes_train_like_one_with_the_same_total_batch(tmp_path):
                    for run in ("one", "two")]
     torch.testing.assert_close(outputs[1], outputs[0], rtol=0, atol=1e-4)
     metrics = [json.loads((tmp_path / run / "eval.json").read_text()) for run in ("one", "two")]
-    for part in ("model", "masked_input"):
-        for name, value in metrics[0][part].items():
-            assert abs(metrics[1][part][name] - value) <= 1e-5 * max(1.0, abs(value)), (part, name)
+    # the per-bin sums are all-reduced too: each process scored only half of every bin's pairs
+    assert [b["pairs"] for b in metrics[1]["bins"].values()] == [b["pairs"] for b in metrics[0]["bins"].values()] \
+        == [2, 1, 1, 1, 1]
+    parts = [(metrics[0][part], metrics[1][part], part) for part in ("model", "masked_input")]
+    parts += [(metrics[0]["bins"][label][part], metrics[1]["bins"][label][part], f"{label} {part}")
+              for label in metrics[0]["bins"] for part in ("model", "masked_input")]
+    for expected, actual, part in parts:
+        for name, value in expected.items():
+            assert abs(actual[name] - value) <= 1e-5 * max(1.0, abs(value)), (part, name)

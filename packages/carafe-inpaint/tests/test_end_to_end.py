@@ -51,11 +51,16 @@ def test_training_writes_checkpoints_metrics_samples_and_progress(trained):
                for r in train_records)
     evaluations = [r for r in records if "model/psnr" in r]  # the engine's flattened results
     assert [r["iteration"] for r in evaluations] == [3, 6]
-    assert {"model/ssim", "model/l1_hole", "masked_input/psnr", "pairs"} <= set(evaluations[-1])
+    assert {"model/ssim", "model/l1_hole", "masked_input/psnr", "pairs", "bins/10-20%/pairs", "bins/50-60%/model/psnr",
+            "bins/30-40%/masked_input/ssim"} <= set(evaluations[-1])
     final = json.loads((trained / "eval.json").read_text())
     assert final["iteration"] == 6 and final["model"]["psnr"] == evaluations[-1]["model/psnr"]
+    assert [b["pairs"] for b in final["bins"].values()] == [2, 1, 1, 1, 1]  # 6 pairs, the bins in turn
     stdout = (trained / "stdout.txt").read_text()
     assert "iter 6/6" in stdout and "ETA" in stdout and "evaluation at iteration 6: 6 pairs" in stdout
+    bins = final["bins"]
+    assert (f"per coverage bin (pairs): PSNR model/masked input 10-20% (2): {bins['10-20%']['model']['psnr']:.2f}/"
+            f"{bins['10-20%']['masked_input']['psnr']:.2f}, 20-30% (1): ") in stdout
     state = torch.load(trained / "model_final.pth", weights_only=True)
     assert state["kind"] == "carafe-inpaint" and state["iteration"] == 6
     assert {"generator", "discriminator", "optimizer_g", "optimizer_d", "config"} <= set(state)

@@ -32,7 +32,7 @@ DEFAULTS = {
         "TRAIN_ROOT": "",             # root of a file list's paths (default: the list's folder)
         "VAL": "embedded",
         "VAL_ROOT": "",
-        "VAL_MASKS": "",              # folder of mask PNGs (carafe-inpaint-make-data); empty: seeded free-form masks
+        "VAL_MASKS": "",              # folder of mask PNGs (carafe-inpaint-make-data); empty: the binned set, in memory
         "VAL_MASK_SEED": 2019,
         "VAL_MASKS_PER_IMAGE": 1,
         "VAL_MAX_IMAGES": 0,          # 0: all

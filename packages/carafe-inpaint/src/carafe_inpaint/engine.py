@@ -26,7 +26,7 @@ from carafe_engine import (PeriodicHook, Sample, Trainer, TrainingSampler, all_r
 
 from .config import KIND, VARIANT_LABELS, get_config
 from .data import TrainingViews, ValidationPairs, open_source
-from .evaluation import evaluate, format_metrics
+from .evaluation import evaluate, format_bins, format_metrics
 from .modeling import build_discriminator, build_generator, complete, region_weights
 from .visualization import image_grid, masked_view
 
@@ -163,7 +163,7 @@ class InpaintingTrainer(Trainer):
 
     def summarize(self, results: dict) -> str:
         return (f"{results['pairs']} pairs: model {format_metrics(results['model'])} | masked input "
-                f"{format_metrics(results['masked_input'])}")
+                f"{format_metrics(results['masked_input'])} | {format_bins(results)}")
 
     def hooks_for_training(self):
         hooks = [PeriodicHook(self.cfg.VIS.PERIOD, self.write_samples)]

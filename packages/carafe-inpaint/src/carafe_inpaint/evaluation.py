@@ -6,7 +6,11 @@
 - ssim: scikit-image's structural_similarity (7x7 uniform window, data_range 1, averaged over the RGB channels).
 
 `evaluate` runs a generator over a validation set and also scores the masked input itself (hole filled with the
-value 0 of the [-1, 1] scale, i.e. mid-grey, as the generator receives it) as the floor a model must beat.
+value 0 of the [-1, 1] scale, i.e. mid-grey, as the generator receives it) as the floor a model must beat. Both are
+reported over all pairs and per hole-coverage bin (10-20%, ..., 50-60% of the image, as inpainting papers report;
+each pair's bin is computed from its mask, so any mask set can be scored per bin; pairs outside every bin count in
+the overall means only). Every sum is all-reduced over the processes, so a distributed evaluation gives the means
+of a single-process one.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from torch.utils.data import DataLoader, Subset
 
 from carafe_engine import all_reduce_mean, get_rank, get_world_size, progress_bar
 
+from .data.mask_set import BIN_LABELS, COVERAGE_BINS, coverage_bin
 from .modeling import complete
 
 METRICS = ("l1_hole", "l1", "psnr", "ssim")
@@ -41,41 +46,81 @@ def image_metrics(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
 
 
 class MetricSums:
-    """Sums of per-image metrics (NaN l1_hole values skipped), averaged over all processes by `means`."""
+    """Sums of per-image metrics (NaN l1_hole values skipped) over all images and per hole-coverage bin
+    (COVERAGE_BINS), averaged over all processes by `means` / `bin_means` (one all-reduce of every sum)."""
 
     def __init__(self):
-        self.sums = torch.zeros(2 * len(METRICS), dtype=torch.float64)
+        # row 0: every image; row 1 + b: the images whose hole lies in bin b
+        self.sums = torch.zeros(1 + len(COVERAGE_BINS), 2 * len(METRICS), dtype=torch.float64)
+        self._reduced: torch.Tensor | None = None
 
-    def add(self, values: dict[str, torch.Tensor]) -> None:
-        for i, name in enumerate(METRICS):
-            finite = torch.isfinite(values[name])
-            self.sums[2 * i] += values[name][finite].sum()
-            self.sums[2 * i + 1] += finite.sum()
+    def add(self, values: dict[str, torch.Tensor], bins: torch.Tensor | None = None) -> None:
+        """values: image_metrics of N images; bins: (N,) their coverage bins (-1: none), or None."""
+        bins = torch.full((len(values["l1"]),), -1) if bins is None else bins.cpu()
+        for row in range(self.sums.shape[0]):
+            selected = torch.ones_like(bins, dtype=torch.bool) if row == 0 else bins == row - 1
+            for i, name in enumerate(METRICS):
+                value = values[name][selected]
+                finite = torch.isfinite(value)
+                self.sums[row, 2 * i] += value[finite].sum()
+                self.sums[row, 2 * i + 1] += finite.sum()
+        self._reduced = None
 
-    def means(self, device: torch.device) -> dict[str, float]:
-        # the mean over processes of (sum, count) pairs has the same ratio as their totals
-        sums = all_reduce_mean(self.sums.to(device)).cpu()
+    def _row_means(self, device: torch.device, row: int) -> dict[str, float]:
+        if self._reduced is None:
+            # the mean over processes of (sum, count) pairs has the same ratio as their totals
+            self._reduced = all_reduce_mean(self.sums.to(device)).cpu()
+        sums = self._reduced[row]
         return {name: float(sums[2 * i] / sums[2 * i + 1]) if sums[2 * i + 1] > 0 else float("nan")
                 for i, name in enumerate(METRICS)}
+
+    def means(self, device: torch.device) -> dict[str, float]:
+        """The means over every image (all processes)."""
+        return self._row_means(device, 0)
+
+    def bin_means(self, device: torch.device) -> dict[str, dict[str, float]]:
+        """{bin label: the means over its images} (NaN for a bin without images)."""
+        return {label: self._row_means(device, 1 + b) for b, label in enumerate(BIN_LABELS)}
+
+    def bin_counts(self, device: torch.device) -> dict[str, int]:
+        """{bin label: its number of images} (all processes)."""
+        self._row_means(device, 0)
+        column = 2 * METRICS.index("l1") + 1  # l1 is finite for every image
+        return {label: round(float(self._reduced[1 + b, column]) * get_world_size())
+                for b, label in enumerate(BIN_LABELS)}
+
+
+def hole_bins(mask: torch.Tensor) -> torch.Tensor:
+    """(N,) coverage bin of each (N, 1, H, W) mask (data.mask_set.coverage_bin; -1 outside every bin)."""
+    holes = (mask.detach() > 0.5).flatten(1).sum(dim=1).tolist()
+    return torch.tensor([coverage_bin(h, mask[0].numel()) for h in holes], dtype=torch.int64)
 
 
 @torch.no_grad()
 def evaluate(generator: torch.nn.Module, dataset, device: torch.device, batch_size: int = 32,
-             num_workers: int = 0) -> dict[str, dict[str, float]]:
-    """{'model': metrics of the completed images, 'masked_input': metrics of the generator's input}, over the
-    whole dataset (each process takes every world_size-th pair)."""
+             num_workers: int = 0) -> dict:
+    """{'model': metrics of the completed images, 'masked_input': metrics of the generator's input, 'pairs': the
+    number of pairs, 'bins': {label: {'pairs', 'model', 'masked_input'}} per hole-coverage bin ('pairs' only for an
+    empty bin)}, over the whole dataset (each process takes every world_size-th pair)."""
     shard = Subset(dataset, range(get_rank(), len(dataset), get_world_size()))
     loader = DataLoader(shard, batch_size=batch_size, num_workers=num_workers)
     was_training = generator.training
     generator.eval()
-    model_sums, input_sums = MetricSums(), MetricSums()
+    sums = {"model": MetricSums(), "masked_input": MetricSums()}
     for batch in progress_bar(loader, "evaluating"):
         image, mask = batch["image"].to(device), batch["mask"].to(device)
+        bins = hole_bins(mask)
         completed = complete(generator(image, mask), image, mask)
-        model_sums.add(image_metrics(completed, image, mask))
-        input_sums.add(image_metrics(image * (1 - mask), image, mask))
+        sums["model"].add(image_metrics(completed, image, mask), bins)
+        sums["masked_input"].add(image_metrics(image * (1 - mask), image, mask), bins)
     generator.train(was_training)
-    return {"model": model_sums.means(device), "masked_input": input_sums.means(device), "pairs": len(dataset)}
+    per_bin = {part: s.bin_means(device) for part, s in sums.items()}
+    counts = sums["model"].bin_counts(device)
+    # an empty bin has its count only (no NaN means in eval.json and metrics.jsonl)
+    return {**{part: s.means(device) for part, s in sums.items()}, "pairs": len(dataset),
+            "bins": {label: {"pairs": counts[label], **({part: per_bin[part][label] for part in sums}
+                                                        if counts[label] else {})}
+                     for label in BIN_LABELS}}
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
@@ -83,4 +128,11 @@ def format_metrics(metrics: dict[str, float]) -> str:
             f"L1 {metrics['l1']:.4f}")
 
 
-__all__ = ["METRICS", "MetricSums", "evaluate", "format_metrics", "image_metrics"]
+def format_bins(results: dict) -> str:
+    """The per-bin part of the log line: 'bins (pairs: model PSNR / masked input PSNR) 10-20% (9): 25.10/21.30 ...'."""
+    cells = [f"{label} ({b['pairs']}): {b['model']['psnr']:.2f}/{b['masked_input']['psnr']:.2f}"
+             for label, b in results["bins"].items() if b["pairs"]]
+    return "per coverage bin (pairs): PSNR model/masked input " + ", ".join(cells)
+
+
+__all__ = ["METRICS", "MetricSums", "evaluate", "format_bins", "format_metrics", "hole_bins", "image_metrics"]

@@ -103,7 +103,8 @@ def predict(weights: list[Path], inputs: list[Path], output: Path, device: torch
             entry["completions"][label] = {name: float(value[0]) for name, value in metrics.items()}
         report.append(entry)
     comparison_figure([i for i, _ in pairs], [m for _, m in pairs], outputs, output / "comparison.png",
-                      scores={label: [e["completions"][label]["psnr"] for e in report] for label in labels})
+                      scores={label: [e["completions"][label]["psnr"] for e in report] for label in labels},
+                      row_labels=[f"{100 * e['hole_fraction']:.0f}% hole" for e in report])
     result = {"checkpoints": dict(zip(labels, map(str, weights))), "images": report}
     (output / "predictions.json").write_text(json.dumps(result, indent=2))
     return result

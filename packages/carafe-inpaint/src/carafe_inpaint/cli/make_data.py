@@ -1,5 +1,7 @@
-"""carafe-inpaint-make-data: writes the seeded free-form mask set (DATASETS.VAL_MASKS) and, with --photographs DIR,
-the embedded photographs as DIR/train and DIR/val (DATASETS.TRAIN / VAL). See carafe_inpaint.data.mask_set.
+"""carafe-inpaint-make-data: writes the seeded evaluation mask set, binned by hole coverage (DATASETS.VAL_MASKS),
+and, with --photographs DIR, the embedded photographs as DIR/train and DIR/val (DATASETS.TRAIN / VAL). See
+carafe_inpaint.data.mask_set: the bins 10-20%, ..., 50-60% take turns, so a --count that is a multiple of 5 fills
+them equally; stats.json records each mask's bin.
 
     carafe-inpaint-make-data --output datasets/places365/val_masks --count 36500 --size 256 --seed 2019
     carafe-inpaint-make-data --output masks/ --count 100 --photographs photos/
@@ -30,7 +32,8 @@ def main(argv=None) -> int:
 def make_data(args) -> None:
     stats = write_mask_set(args.output, args.count, args.size, args.seed)
     print(f"wrote {stats['count']} masks of {stats['size']}x{stats['size']} to {args.output}/ "
-          f"(hole fraction {100 * stats['hole_fraction_mean']:.1f}% +- {100 * stats['hole_fraction_std']:.1f}%)")
+          f"(hole fraction {100 * stats['hole_fraction_mean']:.1f}% +- {100 * stats['hole_fraction_std']:.1f}%; masks "
+          f"per coverage bin: {', '.join(f'{label} {n}' for label, n in stats['masks_per_bin'].items())})")
     if args.photographs is not None:
         written = write_photographs(args.photographs)
         print(f"wrote {written['train']} training and {written['val']} validation photographs to {args.photographs}/")

@@ -20,6 +20,7 @@ from carafe_engine import IMAGE_SUFFIXES, DatasetError, Sample, sample_rng
 from . import embedded
 from .images import read_image, read_mask, resize_shorter_side, to_tensor, \
     validation_view
+from .mask_set import binned_candidates
 from .masks import free_form_mask, seeded_mask
 
 EMBEDDED = "embedded"
@@ -116,7 +117,8 @@ class TrainingViews(Dataset):
 class ValidationPairs(Dataset):
     """Fixed (image, mask) pairs: pair p is validation image p // masks_per_image in its evaluation view (shorter
     side resized to size, centre crop) with mask p: the p-th file of mask_dir (cycling; sorted by name, each must be
-    size x size) or, without mask_dir, the free-form mask seeded by (mask_seed, p)."""
+    size x size) or, without mask_dir, entry p of the coverage-binned mask set of mask_seed (data.mask_set: the bins
+    take turns, so pair p has the bin p % 5 and every image gets masks of every bin when masks_per_image >= 5)."""
 
     def __init__(self, source: ImageSource, size: int, mask_seed: int, masks_per_image: int = 1,
                  mask_dir: str | Path | None = None, max_images: int = 0):
@@ -126,7 +128,10 @@ class ValidationPairs(Dataset):
         self.masks_per_image = masks_per_image
         self.num_images = min(len(source), max_images) if max_images > 0 else len(source)
         self.mask_files: list[Path] = []
-        if mask_dir:
+        self.mask_candidates: tuple[int, ...] = ()
+        if not mask_dir:
+            self.mask_candidates = binned_candidates(size, mask_seed, len(self))
+        else:
             mask_dir = Path(mask_dir)
             if not mask_dir.is_dir():
                 raise DataError(f"DATASETS.VAL_MASKS: mask folder not found: {mask_dir}")
@@ -140,7 +145,7 @@ class ValidationPairs(Dataset):
     def mask(self, pair: int) -> np.ndarray:
         if self.mask_files:
             return read_mask(self.mask_files[pair % len(self.mask_files)], (self.size, self.size))
-        return seeded_mask(self.size, self.size, self.mask_seed, pair)
+        return seeded_mask(self.size, self.size, self.mask_seed, self.mask_candidates[pair])
 
     def __getitem__(self, pair: int) -> dict:
         if not 0 <= pair < len(self):

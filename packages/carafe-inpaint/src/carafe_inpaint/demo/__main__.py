@@ -1,9 +1,11 @@
 """python -m carafe_inpaint.demo: trains the tiny Global&Local baseline (deconvolution upsamplers) and the tiny
 Global&Local w/ CARAFE on the embedded photographs, evaluates them next to the masked input and an untrained model
-on held-out photographs with fixed free-form masks, and draws the paper's Figure 4.
+on held-out photographs with a fixed mask set binned by hole coverage (10-20%, ..., 50-60%), reports every metric
+over all pairs and per bin, and draws the paper's Figure 4 (one row per bin).
 
 Outputs (in --output): metrics.json, summary.md, figure4_inpainting.png (masked input | baseline | CARAFE |
-original), free_form_masks.png, training_curves.png, and each model's training folder under runs/.
+original), free_form_masks.png (DeepFill v2 training masks: box and brush strokes), training_curves.png, and each
+model's training folder under runs/.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from carafe_engine import plot_training_curves  # noqa: E402
 from carafe_engine.demo import markdown_table, train_side_by_side, training_seconds, write_summary  # noqa: E402
 
 from ..config import VARIANT_LABELS, get_config  # noqa: E402
+from ..data.mask_set import BIN_LABELS  # noqa: E402
 from ..data.masks import seeded_mask  # noqa: E402
 from ..engine import InpaintingTrainer, validation_set  # noqa: E402
-from ..evaluation import MetricSums, image_metrics  # noqa: E402
+from ..evaluation import MetricSums, hole_bins, image_metrics  # noqa: E402
 from ..inference import load_generator  # noqa: E402
 from ..modeling import complete  # noqa: E402
-from ..visualization import comparison_figure  # noqa: E402
+from ..visualization import comparison_figure, pairs_per_bin  # noqa: E402
 
 VARIANT_CONFIGS = {"baseline": "tiny_deconv", "CARAFE": "tiny_carafe", "PartialConv": "tiny_partialconv"}
 
@@ -41,37 +44,49 @@ def mask_gallery(path: Path, count: int = 8, size: int = 256, seed: int = 0) -> 
         ax.imshow(mask, cmap="gray_r", vmin=0, vmax=1)
         ax.set_title(f"{100 * mask.mean():.0f}% hole", fontsize=8)
         ax.axis("off")
-    fig.suptitle(f"Free-form masks (Yu et al.), {size}x{size}, seed {seed}", fontsize=9)
+    fig.suptitle(f"Training masks (DeepFill v2: a box and brush strokes), {size}x{size}, seed {seed}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     coverage = [seeded_mask(size, size, seed + 1, i).mean() for i in range(500)]
-    return {"size": size, "hole_fraction_mean": float(np.mean(coverage)), "hole_fraction_std": float(np.std(coverage))}
+    return {"size": size, "hole_fraction_mean": float(np.mean(coverage)), "hole_fraction_std": float(np.std(coverage)),
+            "hole_fraction_quantiles": {str(q): float(np.quantile(coverage, q)) for q in (0.05, 0.5, 0.95)}}
 
 
-def mean_colour_fill(val) -> dict:
-    """The metrics of filling every hole with its image's mean known colour: a non-learned reference."""
+def mean_colour_fill(val) -> tuple[dict, dict]:
+    """The metrics (over all pairs, and per coverage bin) of filling every hole with its image's mean known colour:
+    a non-learned reference."""
     sums = MetricSums()
     for i in range(len(val)):
         image, mask = val[i]["image"][None], val[i]["mask"][None]
         known = 1 - mask
         mean = (image * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True)
-        sums.add(image_metrics(complete(mean.expand_as(image), image, mask), image, mask))
-    return sums.means(torch.device("cpu"))
+        sums.add(image_metrics(complete(mean.expand_as(image), image, mask), image, mask), hole_bins(mask))
+    return sums.means(torch.device("cpu")), sums.bin_means(torch.device("cpu"))
 
 
-def evaluate_untrained(trainer: InpaintingTrainer) -> dict:
-    """The generator at initialization, evaluated like the trained one (with PreciseBN statistics where the config
-    recomputes them)."""
-    if trainer.cfg.TEST.PRECISE_BN.ENABLED:
-        trainer.precise_bn()
-    return trainer.evaluate()
+def metrics_per_bin(results: dict, fill_bins: dict) -> dict:
+    """{bin label: {'pairs', 'masked input', 'mean-colour fill', each trained model: its metrics}}, non-empty bins."""
+    last = next(reversed(results.values()))["bins"]  # every run has the same pairs and masked inputs
+    return {label: {"pairs": last[label]["pairs"], "masked input": last[label]["masked_input"],
+                    "mean-colour fill": fill_bins[label],
+                    **{name: r["bins"][label]["model"] for name, r in results.items()}}
+            for label in BIN_LABELS if last[label]["pairs"]}
+
+
+def bin_table(per_bin: dict) -> tuple[list[str], list[list]]:
+    """Header and rows of the per-bin table: pairs, then 'PSNR / SSIM / L1 hole' of each row of metrics_per_bin."""
+    names = [name for name in next(iter(per_bin.values())) if name != "pairs"]
+    rows = [[label, b["pairs"], *(f"{b[n]['psnr']:.2f} / {b[n]['ssim']:.3f} / {b[n]['l1_hole']:.3f}" for n in names)]
+            for label, b in per_bin.items()]
+    return ["hole coverage", "pairs", *names], rows
 
 
 @torch.no_grad()
-def figure4(generators: dict[str, torch.nn.Module], val, path: Path, rows: int = 4) -> None:
-    """The paper's Figure 4 on held-out photographs: pairs with one image each (every masks_per_image-th pair)."""
-    pairs = [val[i] for i in range(0, len(val), val.masks_per_image)][:rows]
+def figure4(generators: dict[str, torch.nn.Module], val, path: Path) -> None:
+    """The paper's Figure 4 on held-out photographs: one row per hole-coverage bin, labelled with its coverage."""
+    rows = pairs_per_bin(val)
+    pairs = [val[p] for p, _ in rows]
     images = [p["image"] for p in pairs]
     masks = [p["mask"] for p in pairs]
     outputs, scores = {}, {}
@@ -79,7 +94,7 @@ def figure4(generators: dict[str, torch.nn.Module], val, path: Path, rows: int =
         outputs[name] = [complete(generator(i[None], m[None]), i[None], m[None])[0] for i, m in zip(images, masks)]
         scores[name] = [image_metrics(o[None], i[None], m[None])["psnr"].item()
                         for o, i, m in zip(outputs[name], images, masks)]
-    comparison_figure(images, masks, outputs, path, scores=scores,
+    comparison_figure(images, masks, outputs, path, scores=scores, row_labels=[label for _, label in rows],
                       title="Global&Local baseline vs w/ CARAFE on held-out photographs (tiny CPU models)")
 
 
@@ -95,7 +110,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     log = print
 
-    log("[1/4] free-form masks")
+    log("[1/4] training masks (DeepFill v2: a box and brush strokes)")
     mask_stats = mask_gallery(out / "free_form_masks.png")
     log(f"  256x256 masks: {100 * mask_stats['hole_fraction_mean']:.1f}% +- "
         f"{100 * mask_stats['hole_fraction_std']:.1f}% of the image is hole")
@@ -123,13 +138,19 @@ def main(argv=None) -> int:
     log("\n[3/4] the trained models, the untrained ones and the masked input on the same held-out pairs")
     reference = configs[args.variants[-1]]
     val = validation_set(reference)
+    fill, fill_bins = mean_colour_fill(val)
     rows = {"masked input": results[args.variants[-1]]["masked_input"],
-            "mean-colour fill": mean_colour_fill(val),
+            "mean-colour fill": fill,
             **{f"untrained {name}": metrics for name, metrics in untrained.items()},
             **{name: r["model"] for name, r in results.items()}}
     log(f"{'':<20}{'PSNR (dB)':>10}{'SSIM':>8}{'L1 hole':>9}{'L1':>8}")
     for name, m in rows.items():
         log(f"{name:<20}{m['psnr']:10.2f}{m['ssim']:8.4f}{m['l1_hole']:9.4f}{m['l1']:8.4f}")
+    per_bin = metrics_per_bin(results, fill_bins)
+    bin_header, bin_rows = bin_table(per_bin)
+    log("\nper hole-coverage bin, PSNR (dB) / SSIM / L1 hole:")
+    for line in markdown_table(bin_header, bin_rows):
+        log(line)
 
     log("\n[4/4] figures")
     figure4(generators, val, out / "figure4_inpainting.png")
@@ -141,6 +162,7 @@ def main(argv=None) -> int:
                  "image_size": reference.DATASETS.IMAGE_SIZE},
         "masks": mask_stats,
         "metrics": rows,
+        "metrics_per_bin": per_bin,
         "parameters": {name: sum(p.numel() for p in g.parameters()) for name, g in generators.items()},
         "iterations": {name: results[name]["iteration"] for name in runs},
         "train_seconds": seconds,
@@ -149,8 +171,9 @@ def main(argv=None) -> int:
     }
     lines = ["# carafe-inpaint demo", "",
              f"Tiny Global&Local models trained on the embedded photographs ({reference.DATASETS.IMAGE_SIZE}x"
-             f"{reference.DATASETS.IMAGE_SIZE} views), evaluated on {len(val)} fixed (image, free-form mask) pairs "
-             f"of {val.num_images} held-out photographs. Metrics on [0, 1] images; L1 hole = mean absolute error "
+             f"{reference.DATASETS.IMAGE_SIZE} views, DeepFill v2 training masks), evaluated on {len(val)} fixed "
+             f"(image, mask) pairs of {val.num_images} held-out photographs, the masks from the seeded set binned by "
+             f"hole coverage. Metrics on [0, 1] images; L1 hole = mean absolute error "
              f"inside the hole; 'masked input' is the generator's input (hole at mid-grey), 'mean-colour fill' fills "
              f"each hole with its image's mean known colour (no learning), 'untrained' is each model at "
              f"initialization.", ""]
@@ -159,9 +182,12 @@ def main(argv=None) -> int:
                             [[name, f"{m['psnr']:.2f}", f"{m['ssim']:.4f}", f"{m['l1_hole']:.4f}", f"{m['l1']:.4f}",
                               summary["parameters"].get(name, ""), summary["iterations"].get(name, ""),
                               f"{seconds[name]:.0f}" if name in seconds else ""] for name, m in rows.items()])
-    lines += ["", f"Free-form masks at 256x256: {100 * mask_stats['hole_fraction_mean']:.1f}% +- "
-              f"{100 * mask_stats['hole_fraction_std']:.1f}% hole.", "",
-              "Figures: figure4_inpainting.png (the paper's Figure 4 layout), free_form_masks.png, "
+    lines += ["", "Per hole-coverage bin (PSNR in dB / SSIM / L1 hole):", ""]
+    lines += markdown_table(bin_header, bin_rows)
+    lines += ["", f"Training masks (a box and brush strokes) at 256x256: {100 * mask_stats['hole_fraction_mean']:.1f}% "
+              f"+- {100 * mask_stats['hole_fraction_std']:.1f}% hole.", "",
+              "Figures: figure4_inpainting.png (the paper's Figure 4 layout, one row per coverage bin), "
+              "free_form_masks.png, "
               "training_curves.png; sample grids during training in runs/*/samples/."]
     write_summary(out, summary, lines)
     log(f"\nwrote {out}/: metrics.json, summary.md, figure4_inpainting.png, free_form_masks.png, training_curves.png "
