@@ -140,6 +140,11 @@ def test_load_pretrained_checks_file_keys_and_shapes(tmp_path):
     fresh = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
     load_pretrained(fresh, path)
     assert torch.equal(fresh[0].weight, source[0].weight)
+    # BatchNorm's num_batches_tracked is not needed by a FrozenBatchNorm2d, which has none
+    from torchvision.ops import FrozenBatchNorm2d
+    frozen = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), FrozenBatchNorm2d(4))
+    load_pretrained(frozen, path)
+    assert torch.equal(frozen[0].weight, source[0].weight)
 
 
 def test_resume_finds_the_newest_checkpoint_when_the_named_one_is_gone(tmp_path):

@@ -108,8 +108,8 @@ def test_convert_errors_are_one_line(csail_files, tmp_path, capsys):
         (["--decoder", str(tmp_path / "flat_decoder.pth")], "--decoder: .*flat_decoder.pth does not fit a "
                                                            "UPerNetDecoder: lacks 5 tensors"),
         (["--decoder", encoder_file], "--decoder: .* does not fit a UPerNetDecoder: lacks"),
-        (["--decoder", str(folder / "decoder_epoch_30.pth"), "--config", "upernet_r50_ade20k_carafe.yaml"],
-         "--config upernet_r50_ade20k_carafe.yaml: CSAIL's UperNet needs .* bilinear"),
+        (["--decoder", str(folder / "decoder_epoch_30.pth"), "--config-file", "upernet_r50_ade20k_carafe.yaml"],
+         "--config-file upernet_r50_ade20k_carafe.yaml: CSAIL's UperNet needs .* bilinear"),
     ]
     for flags, message in cases:
         status = convert_main(["--encoder", encoder_file, "--output", str(tmp_path / "out.pth"), *flags])

@@ -178,7 +178,8 @@ def load_pretrained(module: torch.nn.Module, path: str | Path, what: str = "MODE
     expected = {k: v for k, v in own.items() if not k.startswith(ignore) and not k.endswith("num_batches_tracked")}
     fits = f"{what}: {path} does not fit a {type(module).__name__}"
     missing, wrong = _differences(expected, state)
-    unexpected = sorted(k for k in state if k not in own and not k.startswith(ignore))
+    unexpected = sorted(k for k in state if k not in own and not k.startswith(ignore)
+                        and not k.endswith("num_batches_tracked"))  # FrozenBatchNorm2d has none
     problems = []
     if missing:
         problems.append(f"lacks {len(missing)} tensors (first: {', '.join(sorted(missing)[:5])})")

@@ -28,7 +28,7 @@ def convert_csail_upernet(encoder: str | Path, decoder: str | Path, output: str 
     carafe-seg-predict load. Errors (carafe_engine.CheckpointError) name the flag, the file and the tensors."""
     cfg = load_seg_config(config, ["MODEL.BACKBONE.WEIGHTS", "", *opts])
     if cfg.MODEL.BACKBONE.NAME != "csail_resnet50" or any(kind != "bilinear" for kind in cfg.MODEL.UPSAMPLER.values()):
-        raise ConfigError(f"--config {config}: CSAIL's UperNet needs MODEL.BACKBONE.NAME csail_resnet50 and bilinear "
+        raise ConfigError(f"--config-file {config}: CSAIL's UperNet needs MODEL.BACKBONE.NAME csail_resnet50 and bilinear "
                          f"upsampling in every place (the config has {cfg.MODEL.BACKBONE.NAME}, "
                          f"{dict(cfg.MODEL.UPSAMPLER)})")
     model = build_model(cfg)

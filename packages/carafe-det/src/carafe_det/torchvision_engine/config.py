@@ -9,6 +9,7 @@ from pathlib import Path
 from carafe_engine import POSITIVE, CfgNode, ConfigError, add_defaults, check_values, get_cfg, load_config, set_choices
 
 from ..modeling import FPN_UPSAMPLERS, MASK_UPSAMPLERS, TOP_LEVELS
+from .layers import ANCHOR_STYLES, MASK_PASTES, POOLER_TYPES, RESIZE_ROUNDINGS
 from .model import BACKBONES, STAGES
 
 ENGINE_NAME = "torchvision"
@@ -28,7 +29,12 @@ DEFAULTS: dict = {
             "UPSAMPLE": "carafe",  # carafe | nearest: the top-down pathway's x2 upsampler
             "TOP_LEVEL": "conv",  # conv: FPN_CARAFE's P6 (a stride-2 conv in the top-down pathway); maxpool: standard FPN
         },
-        "ANCHOR_GENERATOR": {"SIZES": [[32], [64], [128], [256], [512]], "ASPECT_RATIOS": [0.5, 1.0, 2.0]},
+        "ANCHOR_GENERATOR": {
+            "SIZES": [[32], [64], [128], [256], [512]], "ASPECT_RATIOS": [0.5, 1.0, 2.0],
+            # torchvision: its AnchorGenerator (cell anchors rounded to whole pixels, strides from the padded
+            # size); exact: mmdetection's and detectron2's (unrounded, strides 4..64)
+            "STYLE": "torchvision",
+        },
         "RPN": {
             "PRE_NMS_TOPK_TRAIN": 2000, "PRE_NMS_TOPK_TEST": 1000,
             "POST_NMS_TOPK_TRAIN": 1000, "POST_NMS_TOPK_TEST": 1000,
@@ -39,16 +45,25 @@ DEFAULTS: dict = {
             "BATCH_SIZE_PER_IMAGE": 512, "POSITIVE_FRACTION": 0.25,
             "SCORE_THRESH_TEST": 0.05, "NMS_THRESH_TEST": 0.5, "DETECTIONS_PER_IMAGE": 100,
         },
-        "ROI_BOX_HEAD": {"FC_DIM": 1024},
+        # POOLER_TYPE ROIAlign: torchvision's RoIAlign (aligned=False); ROIAlignV2: aligned=True (detectron2's
+        # ROIAlignV2, mmcv's RoIAlign). POOLER_SAMPLING_RATIO: samples per bin side, 0 = adaptive
+        "ROI_BOX_HEAD": {"FC_DIM": 1024, "POOLER_TYPE": "ROIAlign", "POOLER_SAMPLING_RATIO": 2},
         "ROI_MASK_HEAD": {
             "UPSAMPLE": "carafe",  # carafe | deconv | nearest: the x2 upsampler before the mask logits
             "NUM_CONV": 4, "CONV_DIM": 256,
+            "POOLER_TYPE": "ROIAlign", "POOLER_SAMPLING_RATIO": 2,  # as ROI_BOX_HEAD's
+            # torchvision: its paste_masks_in_image; exact: bilinear sampling at the box's float coordinates
+            # (mmdetection's and detectron2's pasting)
+            "PASTE": "torchvision",
         },
     },
     "INPUT": {
         "MIN_SIZE_TRAIN": 800, "MAX_SIZE_TRAIN": 1333,  # shorter edge 800, longer at most 1333 (the paper)
         "MIN_SIZE_TEST": 800, "MAX_SIZE_TEST": 1333,
         "SIZE_DIVISIBILITY": 32,
+        # the resized size: floor (torchvision's interpolate) or nearest (round(side * scale): mmdetection,
+        # detectron2)
+        "RESIZE_ROUNDING": "floor",
         "HFLIP_PROB": 0.5,
     },
     "DATASETS": {
@@ -57,6 +72,9 @@ DEFAULTS: dict = {
         "TEST": "val2017",
     },
     "DATALOADER": {"FILTER_EMPTY_ANNOTATIONS": True},
+    # images per forward pass in evaluation, per process; each batch is padded to its largest image, so 1 pads
+    # every image only to SIZE_DIVISIBILITY (as mmdetection's and detectron2's tests do)
+    "TEST": {"IMS_PER_BATCH": 2},
     # the engine's SOLVER defaults (16 images per batch over all processes, lr 0.02, momentum 0.9, weight decay
     # 1e-4; MAX_ITER > 0 overrides the epochs) and these
     "SOLVER": {
@@ -69,6 +87,7 @@ DEFAULTS: dict = {
     },
 }
 
+NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
 DETECTRON2_ONLY_KEYS = ("'MODEL.META_ARCHITECTURE'", "'VERSION'", "'MODEL.RESNETS'", "'MODEL.PROPOSAL_GENERATOR'")
 
 
@@ -81,6 +100,11 @@ def add_det_config(cfg: CfgNode) -> CfgNode:
     set_choices(cfg, "MODEL.FPN.UPSAMPLE", FPN_UPSAMPLERS)
     set_choices(cfg, "MODEL.FPN.TOP_LEVEL", TOP_LEVELS)
     set_choices(cfg, "MODEL.ROI_MASK_HEAD.UPSAMPLE", MASK_UPSAMPLERS)
+    set_choices(cfg, "MODEL.ANCHOR_GENERATOR.STYLE", ANCHOR_STYLES)
+    set_choices(cfg, "MODEL.ROI_BOX_HEAD.POOLER_TYPE", POOLER_TYPES)
+    set_choices(cfg, "MODEL.ROI_MASK_HEAD.POOLER_TYPE", POOLER_TYPES)
+    set_choices(cfg, "MODEL.ROI_MASK_HEAD.PASTE", MASK_PASTES)
+    set_choices(cfg, "INPUT.RESIZE_ROUNDING", RESIZE_ROUNDINGS)
     return cfg
 
 
@@ -103,7 +127,10 @@ def load_torchvision_config(path: str | Path | None = None, opts=()) -> CfgNode:
                           f"ENGINE: {ENGINE_NAME}")
     if cfg.SOLVER.MAX_ITER <= 0 and cfg.SOLVER.EPOCHS <= 0:
         raise ConfigError("the schedule is empty: set SOLVER.EPOCHS > 0 or SOLVER.MAX_ITER > 0")
-    return check_values(cfg, {"SOLVER.IMS_PER_BATCH": POSITIVE, "MODEL.ROI_HEADS.NUM_CLASSES": POSITIVE,
+    return check_values(cfg, {"SOLVER.IMS_PER_BATCH": POSITIVE, "TEST.IMS_PER_BATCH": POSITIVE,
+                              "MODEL.ROI_HEADS.NUM_CLASSES": POSITIVE,
+                              "MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO": NON_NEGATIVE,
+                              "MODEL.ROI_MASK_HEAD.POOLER_SAMPLING_RATIO": NON_NEGATIVE,
                               "MODEL.BACKBONE.FREEZE_AT": (lambda v: 0 <= v <= len(STAGES),
                                                             f"in 0..{len(STAGES)} (stem, res2..res5)")})
 

@@ -75,9 +75,10 @@ def score(dataset: CocoDetectionDataset, results: list[dict], with_masks: bool, 
 
 
 def evaluate(model: nn.Module, dataset: CocoDetectionDataset, device: torch.device, with_masks: bool,
-             verbose: bool = False) -> dict | None:
-    """Runs on every process; returns the metrics on the main process and None on the others."""
-    results = predict_dataset(model, dataset, device, with_masks=with_masks)
+             verbose: bool = False, batch_size: int = 2) -> dict | None:
+    """Runs on every process (batch_size images at a time, padded to a common size); returns the metrics on the
+    main process and None on the others."""
+    results = predict_dataset(model, dataset, device, batch_size=batch_size, with_masks=with_masks)
     if get_world_size() > 1:
         gathered = [None] * get_world_size()
         dist.all_gather_object(gathered, results)

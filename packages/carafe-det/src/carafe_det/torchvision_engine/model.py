@@ -14,13 +14,12 @@ from torchvision.models import resnet
 from torchvision.models.resnet import BasicBlock
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.detection import FasterRCNN, MaskRCNN
-from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
-from torchvision.models.detection.transform import GeneralizedRCNNTransform
-from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
+from torchvision.ops import FrozenBatchNorm2d
 
 from ..modeling import CARAFEFPN, CARAFESettings, MaskUpsamplePredictor
+from .layers import build_anchor_generator, build_roi_pooler, build_transform
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
 BACKBONES = RESNETS + ("tiny",)
@@ -86,10 +85,10 @@ def build_model(cfg: CfgNode) -> nn.Module:
     sizes = tuple(tuple(level) for level in m.ANCHOR_GENERATOR.SIZES)
     if len(sizes) != 5:
         raise ConfigError(f"MODEL.ANCHOR_GENERATOR.SIZES needs one list per pyramid level (5); got {len(sizes)}")
-    anchors = AnchorGenerator(sizes, (tuple(m.ANCHOR_GENERATOR.ASPECT_RATIOS),) * len(sizes))
+    anchors = build_anchor_generator(sizes, m.ANCHOR_GENERATOR.ASPECT_RATIOS, m.ANCHOR_GENERATOR.STYLE)
     num_classes = m.ROI_HEADS.NUM_CLASSES + 1  # torchvision counts the background class
     channels = backbone.out_channels
-    box_pool = MultiScaleRoIAlign(["0", "1", "2", "3"], output_size=7, sampling_ratio=2)
+    box_pool = build_roi_pooler(7, m.ROI_BOX_HEAD.POOLER_TYPE, m.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO)
     common = dict(
         min_size=cfg.INPUT.MIN_SIZE_TRAIN, max_size=cfg.INPUT.MAX_SIZE_TRAIN,
         size_divisible=cfg.INPUT.SIZE_DIVISIBILITY,
@@ -111,7 +110,7 @@ def build_model(cfg: CfgNode) -> nn.Module:
         head = m.ROI_MASK_HEAD
         model = MaskRCNN(
             backbone, **common,
-            mask_roi_pool=MultiScaleRoIAlign(["0", "1", "2", "3"], output_size=14, sampling_ratio=2),
+            mask_roi_pool=build_roi_pooler(14, head.POOLER_TYPE, head.POOLER_SAMPLING_RATIO),
             mask_head=MaskRCNNHeads(channels, [head.CONV_DIM] * head.NUM_CONV, 1),
             mask_predictor=MaskUpsamplePredictor(head.CONV_DIM, num_classes, upsample=head.UPSAMPLE, scale_factor=2,
                                                  carafe=CARAFESettings.from_config(m.CARAFE)),
@@ -120,27 +119,14 @@ def build_model(cfg: CfgNode) -> nn.Module:
     return model
 
 
-class TrainTestTransform(GeneralizedRCNNTransform):
-    """torchvision's transform, which resizes to one size in train and eval mode, with the sizes switched by the
-    mode: the training sizes after train(), the test sizes after eval(). (A method, not a forward hook, so that
-    torch.jit.script compiles the model: a scripted model keeps the sizes of the mode it was scripted in.)"""
-
-    def __init__(self, train_sizes: tuple, test_sizes: tuple, image_mean, image_std, size_divisible: int):
-        super().__init__(*train_sizes, image_mean, image_std, size_divisible=size_divisible)
-        self.train_sizes, self.test_sizes = train_sizes, test_sizes
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.min_size, self.max_size = self.train_sizes if mode else self.test_sizes
-        return self
-
-
 def set_test_sizes(model: nn.Module, cfg: CfgNode) -> None:
-    """Gives the model a TrainTestTransform with INPUT.MIN/MAX_SIZE_TRAIN and _TEST."""
+    """Gives the model a TrainTestTransform with INPUT.MIN/MAX_SIZE_TRAIN and _TEST (an ExactTransform with
+    INPUT.RESIZE_ROUNDING nearest or MODEL.ROI_MASK_HEAD.PASTE exact)."""
     old = model.transform
-    model.transform = TrainTestTransform(((cfg.INPUT.MIN_SIZE_TRAIN,), cfg.INPUT.MAX_SIZE_TRAIN),
-                                         ((cfg.INPUT.MIN_SIZE_TEST,), cfg.INPUT.MAX_SIZE_TEST), old.image_mean,
-                                         old.image_std, old.size_divisible)
+    model.transform = build_transform(((cfg.INPUT.MIN_SIZE_TRAIN,), cfg.INPUT.MAX_SIZE_TRAIN),
+                                      ((cfg.INPUT.MIN_SIZE_TEST,), cfg.INPUT.MAX_SIZE_TEST), old.image_mean,
+                                      old.image_std, old.size_divisible, cfg.INPUT.RESIZE_ROUNDING,
+                                      cfg.MODEL.ROI_MASK_HEAD.PASTE)
     model.transform.train(model.training)
 
 

@@ -146,7 +146,8 @@ class DetectionTrainer(Trainer):
         return {"loss": loss, **loss_dict}
 
     def evaluate(self) -> dict | None:
-        metrics = evaluate(self.models["model"], self.test_set, self.device, self.cfg.MODEL.MASK_ON)
+        metrics = evaluate(self.models["model"], self.test_set, self.device, self.cfg.MODEL.MASK_ON,
+                           batch_size=self.cfg.TEST.IMS_PER_BATCH)
         if metrics is None:
             return None
         return {"dataset": self.test_set.image_dir.name, "images": len(self.test_set), **metrics}

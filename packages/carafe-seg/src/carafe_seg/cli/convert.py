@@ -20,14 +20,15 @@ def main(argv=None) -> int:
     parser.add_argument("--encoder", type=Path, required=True, help="CSAIL's encoder state dict (encoder_epoch_30.pth)")
     parser.add_argument("--decoder", type=Path, required=True, help="CSAIL's decoder state dict (decoder_epoch_30.pth)")
     parser.add_argument("--output", type=Path, required=True, help="the carafe-seg checkpoint to write")
-    parser.add_argument("--config", default=PAPER_BASELINE_CONFIG,
+    parser.add_argument("--config-file", default=PAPER_BASELINE_CONFIG, metavar="FILE",
                         help=f"the config stored with the weights (default: {PAPER_BASELINE_CONFIG})")
     parser.add_argument("opts", nargs="*", metavar="KEY VALUE", help="config overrides (e.g. INPUT.TEST_SHORT_SIZE 450)")
     args = parser.parse_args(argv)
 
     def convert():
-        path = convert_csail_upernet(args.encoder, args.decoder, args.output, args.config, args.opts)
-        print(f"wrote {path} (config {args.config}); evaluate it with carafe-seg-train --config-file {args.config} "
+        path = convert_csail_upernet(args.encoder, args.decoder, args.output, args.config_file, args.opts)
+        print(f"wrote {path} (config {args.config_file}); evaluate it with carafe-seg-train --config-file "
+              f"{args.config_file} "
               f"--eval-only MODEL.WEIGHTS {path} DATASETS.ROOT ...")
 
     return report_user_errors("carafe-seg-convert", convert)
