@@ -66,6 +66,7 @@ def test_paper_configs_hold_the_papers_settings():
         assert (clip.ENABLED, clip.CLIP_TYPE, clip.CLIP_VALUE, clip.NORM_TYPE) == (True, "norm", 35.0, 2.0)
         assert (cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN, cfg.MODEL.RPN.POST_NMS_TOPK_TEST) == (2000, 1000)
         assert cfg.MODEL.RESNETS.DEPTH == 50 and cfg.MODEL.ROI_HEADS.NUM_CLASSES == 80
+        assert (cfg.MODEL.RESNETS.NORM, cfg.MODEL.BACKBONE.FREEZE_AT) == ("FrozenStatsBN", 2)
         carafe = "carafe" in name
         assert cfg.MODEL.FPN.UPSAMPLE == ("carafe" if carafe else "nearest")
         assert cfg.MODEL.MASK_ON == name.startswith("mask")
@@ -76,7 +77,9 @@ def test_the_four_paper_models():
     faster, faster_carafe = models["faster_rcnn_R_50_FPN_1x"], models["faster_rcnn_R_50_FPN_carafe_1x"]
     mask, mask_carafe = models["mask_rcnn_R_50_FPN_1x"], models["mask_rcnn_R_50_FPN_carafe_1x"]
     # detectron2's own R50-FPN Faster R-CNN (build_resnet_fpn_backbone) has the same parameters as our baseline
-    reference = build_model(config("faster_rcnn_R_50_FPN_1x", "MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone"))
+    # (its "BN" has the trainable affine of the release's statistics-frozen BatchNorm)
+    reference = build_model(config("faster_rcnn_R_50_FPN_1x", "MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone",
+                                   "MODEL.RESNETS.NORM", "BN"))
     assert count(faster) == count(reference)
     packs = [m for m in faster_carafe.backbone.modules() if isinstance(m, CARAFEPack)]
     assert [count(p) for p in packs] == [74_148] * 4
@@ -88,13 +91,34 @@ def test_the_four_paper_models():
     assert list(faster_carafe.backbone.output_shape()) == ["p2", "p3", "p4", "p5", "p6"]
 
 
+def test_release_batchnorm_keeps_its_statistics_and_trains_its_affine():
+    """RESNETS.NORM FrozenStatsBN: stem and res2 (before FREEZE_AT 2) are detectron2's FrozenBatchNorm2d; res3..res5
+    keep their statistics in training mode and train their affine."""
+    from detectron2.layers import FrozenBatchNorm2d
+
+    from carafe_det.modeling import FrozenStatsBatchNorm2d
+
+    opts = ("MODEL.RESNETS.DEPTH", 18, "MODEL.RESNETS.RES2_OUT_CHANNELS", 64, "MODEL.FPN.OUT_CHANNELS", 32)
+    backbone = build_backbone(config("faster_rcnn_R_50_FPN_carafe_1x", *opts)).train()
+    bottom_up = backbone.bottom_up
+    norms = lambda module: [m for m in module.modules() if "BatchNorm" in type(m).__name__]  # noqa: E731
+    assert all(type(m) is FrozenBatchNorm2d for m in norms(bottom_up.stem) + norms(bottom_up.res2))
+    later = [m for name in ("res3", "res4", "res5") for m in norms(getattr(bottom_up, name))]
+    assert later and all(type(m) is FrozenStatsBatchNorm2d and not m.training for m in later)
+    assert all(m.weight.requires_grad and m.bias.requires_grad for m in later)
+    before = [m.running_var.clone() for m in later]
+    backbone(torch.randn(2, 3, 64, 64) * 3)["p2"].sum().backward()
+    assert all(torch.equal(b, m.running_var) for b, m in zip(before, later))
+    assert all(m.weight.grad is not None and m.weight.grad.abs().sum() > 0 for m in later)
+
+
 @torch.no_grad()
 def test_baseline_backbone_equals_detectron2s_fpn_with_the_same_weights():
     opts = ("MODEL.RESNETS.DEPTH", 18, "MODEL.RESNETS.RES2_OUT_CHANNELS", 64, "MODEL.FPN.OUT_CHANNELS", 32,
             "MODEL.FPN.UPSAMPLE", "nearest", "MODEL.FPN.TOP_LEVEL", "maxpool")
     ours = build_backbone(config("faster_rcnn_R_50_FPN_1x", *opts)).eval()
     theirs = build_backbone(config("faster_rcnn_R_50_FPN_1x", *opts, "MODEL.BACKBONE.NAME",
-                                   "build_resnet_fpn_backbone")).eval()
+                                   "build_resnet_fpn_backbone", "MODEL.RESNETS.NORM", "BN")).eval()
     assert isinstance(ours, CARAFEFPNBackbone)
     theirs.bottom_up.load_state_dict(ours.bottom_up.state_dict())
     for i in range(4):

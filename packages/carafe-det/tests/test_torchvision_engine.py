@@ -41,6 +41,8 @@ def test_paper_configs_hold_the_papers_settings():
         assert (s.WARMUP_ITERS, s.WARMUP_FACTOR) == (500, pytest.approx(1 / 3))
         assert dict(s.CLIP_GRADIENTS) == {"ENABLED": True, "CLIP_VALUE": 35.0, "NORM_TYPE": 2.0}
         assert (cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN, cfg.MODEL.RPN.POST_NMS_TOPK_TEST) == (2000, 1000)
+        # and its backbone BatchNorm: statistics frozen, affine trained (norm_eval), stem and res2 frozen
+        assert (cfg.MODEL.BACKBONE.NORM, cfg.MODEL.BACKBONE.FREEZE_AT) == ("FrozenStatsBN", 2)
         assert cfg.INPUT.SIZE_DIVISIBILITY == (64 if carafe else 32)
         assert cfg.MODEL.BACKBONE.NAME == "resnet50" and cfg.MODEL.ROI_HEADS.NUM_CLASSES == 80
         assert cfg.MODEL.FPN.UPSAMPLE == ("carafe" if carafe else "nearest")
@@ -57,8 +59,9 @@ def test_the_four_paper_models():
     faster, faster_carafe = models["faster_rcnn_R_50_FPN_1x"], models["faster_rcnn_R_50_FPN_carafe_1x"]
     mask, mask_carafe = models["mask_rcnn_R_50_FPN_1x"], models["mask_rcnn_R_50_FPN_carafe_1x"]
     assert type(faster) is FasterRCNN and type(mask) is MaskRCNN
-    # torchvision's own fasterrcnn_resnet50_fpn has 41,755,286 parameters with 91 classes; ours has 81
-    assert count(faster) == 41_755_286 - 10 * (1024 + 4 * 1024 + 5)
+    # torchvision's own fasterrcnn_resnet50_fpn has 41,755,286 parameters with 91 classes and FrozenBN; ours has 81
+    # classes and the release's BatchNorm, whose affine weights and biases are parameters (2 x 26,560 channels)
+    assert count(faster) == 41_755_286 - 10 * (1024 + 4 * 1024 + 5) + 2 * 26_560
     packs = [m for m in faster_carafe.backbone.fpn.modules() if isinstance(m, CARAFEPack)]
     assert [count(p) for p in packs] == [74_148] * 4
     neck_extra = (2048 * 256 * 9 + 256) + (256 * 256 * 9 + 256) + 4 * 74_148
@@ -69,7 +72,7 @@ def test_the_four_paper_models():
     assert count(mask_carafe) - count(mask) == neck_extra - (256 * 256 * 4 + 256) + 74_148
     assert all(isinstance(m, Interpolate) and m.mode == "nearest" for m in mask.backbone.fpn.upsample_modules)
     assert mask_carafe.transform.size_divisible == 64 and mask.transform.size_divisible == 32
-    # stem and res2 frozen (FREEZE_AT 2), frozen BatchNorm everywhere
+    # stem and res2 frozen (FREEZE_AT 2); the BatchNorm statistics frozen everywhere (the test below trains them)
     body = mask_carafe.backbone.body
     assert not any(p.requires_grad for p in body.conv1.parameters())
     assert not any(p.requires_grad for p in body.layer1.parameters())
@@ -228,6 +231,36 @@ def test_schedule_converts_epochs_warms_up_and_steps():
     assert factor[58_632] == factor[80_618] == pytest.approx(0.1) and factor[80_619] == pytest.approx(0.01)
     solver.MAX_ITER = 100
     assert schedule_length(solver, per_epoch) == 100
+
+
+def test_release_batchnorm_keeps_its_statistics_and_trains_its_affine(shapes_root):
+    """NORM FrozenStatsBN (mmdetection's norm_eval with trainable affine): a training step leaves every running
+    statistic as it was, changes the BatchNorm weights of the stages after FREEZE_AT and nothing before them."""
+    cfg = load_torchvision_config(resolve_config_path("torchvision/tiny_shapes_mask_rcnn_carafe.yaml"),
+                                  ["MODEL.BACKBONE.NORM", "FrozenStatsBN", "MODEL.BACKBONE.FREEZE_AT", "2"])
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    body = model.backbone.body
+    with torch.no_grad():  # statistics unlike a batch's, so that normalizing with the batch's would show
+        for module in body.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    before = {k: v.clone() for k, v in body.state_dict().items()}
+    dataset = CocoDetectionDataset(shapes_root, "val", with_masks=True)
+    images, targets = zip(*[dataset[i] for i in range(2)])
+    model.train()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    sum(model(list(images), list(targets)).values()).backward()
+    optimizer.step()
+    after = body.state_dict()
+    statistics = [k for k in before if k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert statistics and all(torch.equal(before[k], after[k]) for k in statistics)
+    trained = [k for k in before if k.startswith(("layer2.", "layer3.", "layer4.")) and "bn" in k
+               and k.endswith(("weight", "bias"))]
+    assert trained and all(not torch.equal(before[k], after[k]) for k in trained)
+    frozen = [k for k in before if k.startswith(("conv1.", "bn1.", "layer1."))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
 
 
 def test_gradients_are_clipped_to_the_configured_norm():

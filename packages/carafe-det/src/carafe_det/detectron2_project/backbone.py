@@ -6,7 +6,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 from detectron2.modeling.backbone.resnet import build_resnet_backbone
 
-from ..modeling import CARAFEFPN, CARAFESettings
+from ..modeling import CARAFEFPN, CARAFESettings, freeze_batchnorm_statistics
 
 
 class CARAFEFPNBackbone(Backbone):
@@ -44,10 +44,22 @@ class CARAFEFPNBackbone(Backbone):
                 for name in self._out_features}
 
 
+def build_bottom_up(cfg, input_shape: ShapeSpec) -> Backbone:
+    """detectron2's ResNet; MODEL.RESNETS.NORM "FrozenStatsBN" (the authors' release: BatchNorm statistics frozen,
+    affine trained) is built as "BN", whose layers then keep their statistics. The stages before FREEZE_AT are
+    detectron2's FrozenBatchNorm2d either way."""
+    if cfg.MODEL.RESNETS.NORM != "FrozenStatsBN":
+        return build_resnet_backbone(cfg, input_shape)
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.MODEL.RESNETS.NORM = "BN"
+    return freeze_batchnorm_statistics(build_resnet_backbone(cfg, input_shape))
+
+
 @BACKBONE_REGISTRY.register()
 def build_carafe_resnet_fpn_backbone(cfg, input_shape: ShapeSpec) -> CARAFEFPNBackbone:
     return CARAFEFPNBackbone(
-        build_resnet_backbone(cfg, input_shape),
+        build_bottom_up(cfg, input_shape),
         cfg.MODEL.FPN.IN_FEATURES,
         cfg.MODEL.FPN.OUT_CHANNELS,
         upsample=cfg.MODEL.FPN.UPSAMPLE,

@@ -2,17 +2,21 @@
 
 from .fpn import TOP_LEVELS, UPSAMPLERS as FPN_UPSAMPLERS, CARAFEFPN, crop_like
 from .mask_head import MASK_UPSAMPLERS, DeconvUpsample, MaskUpsamplePredictor, build_mask_upsampler
+from .norm import BACKBONE_NORMS, FrozenStatsBatchNorm2d, freeze_batchnorm_statistics
 from .upsample import CARAFESettings, build_upsampler
 
 __all__ = [
+    "BACKBONE_NORMS",
     "CARAFEFPN",
     "CARAFESettings",
     "DeconvUpsample",
+    "FrozenStatsBatchNorm2d",
     "FPN_UPSAMPLERS",
     "MASK_UPSAMPLERS",
     "MaskUpsamplePredictor",
     "TOP_LEVELS",
     "build_mask_upsampler",
     "build_upsampler",
+    "freeze_batchnorm_statistics",
     "crop_like",
 ]

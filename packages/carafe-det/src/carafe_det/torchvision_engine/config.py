@@ -8,7 +8,7 @@ from pathlib import Path
 
 from carafe_engine import POSITIVE, CfgNode, ConfigError, add_defaults, check_values, get_cfg, load_config, set_choices
 
-from ..modeling import FPN_UPSAMPLERS, MASK_UPSAMPLERS, TOP_LEVELS
+from ..modeling import BACKBONE_NORMS, FPN_UPSAMPLERS, MASK_UPSAMPLERS, TOP_LEVELS
 from .layers import ANCHOR_STYLES, MASK_PASTES, POOLER_TYPES, RESIZE_ROUNDINGS
 from .model import BACKBONES, STAGES
 
@@ -21,7 +21,9 @@ DEFAULTS: dict = {
         "BACKBONE": {
             "NAME": "resnet50",  # a torchvision ResNet: resnet18, resnet34, resnet50, resnet101
             "WEIGHTS": "",  # ImageNet weights for it: a torchvision state-dict file (e.g. resnet50-0676ba61.pth)
-            "NORM": "FrozenBN",  # FrozenBN (with ImageNet weights, as the paper) or BN (training from scratch)
+            # FrozenBN: statistics and affine frozen (detectron2's default); FrozenStatsBN: statistics frozen, affine
+            # trained (the authors' release, mmdetection's norm_eval); BN: both trained (training from scratch)
+            "NORM": "FrozenBN",
             "FREEZE_AT": 2,  # 0: train all; 1: freeze the stem; 2: stem and res2 (the paper's setting) ...
         },
         "FPN": {
@@ -96,7 +98,7 @@ def add_det_config(cfg: CfgNode) -> CfgNode:
     the shared ones, and the keys that take one of a fixed set of values."""
     add_defaults(cfg, DEFAULTS)
     set_choices(cfg, "MODEL.BACKBONE.NAME", BACKBONES)
-    set_choices(cfg, "MODEL.BACKBONE.NORM", ("FrozenBN", "BN"))
+    set_choices(cfg, "MODEL.BACKBONE.NORM", BACKBONE_NORMS)
     set_choices(cfg, "MODEL.FPN.UPSAMPLE", FPN_UPSAMPLERS)
     set_choices(cfg, "MODEL.FPN.TOP_LEVEL", TOP_LEVELS)
     set_choices(cfg, "MODEL.ROI_MASK_HEAD.UPSAMPLE", MASK_UPSAMPLERS)

@@ -18,7 +18,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
 from torchvision.ops import FrozenBatchNorm2d
 
-from ..modeling import CARAFEFPN, CARAFESettings, MaskUpsamplePredictor
+from ..modeling import CARAFEFPN, CARAFESettings, FrozenStatsBatchNorm2d, MaskUpsamplePredictor
 from .layers import build_anchor_generator, build_roi_pooler, build_transform
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101")
@@ -59,7 +59,8 @@ class ResNetFPNBackbone(nn.Module):
     def __init__(self, cfg: CfgNode):
         super().__init__()
         name = cfg.MODEL.BACKBONE.NAME  # NAME, NORM and FREEZE_AT are checked by the config (add_det_config)
-        norm = {"FrozenBN": FrozenBatchNorm2d, "BN": nn.BatchNorm2d}[cfg.MODEL.BACKBONE.NORM]
+        norm = {"FrozenBN": FrozenBatchNorm2d, "FrozenStatsBN": FrozenStatsBatchNorm2d,
+                "BN": nn.BatchNorm2d}[cfg.MODEL.BACKBONE.NORM]
         net = TinyResNet(norm) if name == "tiny" else getattr(resnet, name)(weights=None, norm_layer=norm)
         if cfg.MODEL.BACKBONE.WEIGHTS:
             load_pretrained(net, cfg.MODEL.BACKBONE.WEIGHTS)
