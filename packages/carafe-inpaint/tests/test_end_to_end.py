@@ -226,3 +226,24 @@ def test_training_reports_bad_input(tmp_path, photo_folder, capsys):
     with pytest.raises(SystemExit):
         train_main(["--config-file", str(tmp_path / "nope.yaml")])
     assert "config file not found" in capsys.readouterr().err
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    """python -m carafe_inpaint.demo (what ci/demo.sh runs), with a few iterations: both models side by side, the
+    per-bin table, the figures."""
+    from PIL import Image
+
+    from carafe_inpaint.data.mask_set import BIN_LABELS
+    from carafe_inpaint.demo.__main__ import main as demo
+
+    out = tmp_path / "demo"
+    assert demo(["--output", str(out), "--iters", "4"]) in (0, None)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["iterations"].values()) == {4} and set(metrics["metrics"]) >= {"baseline", "CARAFE"}
+    assert list(metrics["metrics_per_bin"]) == list(BIN_LABELS)
+    assert all(b["pairs"] == 9 and set(b) >= {"baseline", "CARAFE", "masked input"}
+               for b in metrics["metrics_per_bin"].values())
+    summary = (out / "summary.md").read_text()
+    assert "| hole coverage |" in summary and "| 50-60% |" in summary
+    for figure in ("figure4_inpainting.png", "free_form_masks.png", "training_curves.png"):
+        assert Image.open(out / figure).width > 300

@@ -65,6 +65,14 @@ def mean_colour_fill(val) -> tuple[dict, dict]:
     return sums.means(torch.device("cpu")), sums.bin_means(torch.device("cpu"))
 
 
+def evaluate_untrained(trainer: InpaintingTrainer) -> dict:
+    """The generator at initialization, evaluated like the trained one (with PreciseBN statistics where the config
+    recomputes them)."""
+    if trainer.cfg.TEST.PRECISE_BN.ENABLED:
+        trainer.precise_bn()
+    return trainer.evaluate()
+
+
 def metrics_per_bin(results: dict, fill_bins: dict) -> dict:
     """{bin label: {'pairs', 'masked input', 'mean-colour fill', each trained model: its metrics}}, non-empty bins."""
     last = next(reversed(results.values()))["bins"]  # every run has the same pairs and masked inputs
