@@ -18,12 +18,13 @@ from tqdm import tqdm
 T = TypeVar("T")
 
 
-def progress_bar(items: Iterable[T], description: str, total: int | None = None) -> Iterable[T]:
-    """tqdm over items on stderr, from the main process only (other processes iterate silently)."""
+def progress_bar(items: Iterable[T], description: str, total: int | None = None, delay: float = 0) -> Iterable[T]:
+    """tqdm over items on stderr, from the main process only (other processes iterate silently); with a delay, only
+    once the loop has run that many seconds (so that a loop that is usually short, or fails early, prints nothing)."""
     from .distributed import is_main_process
 
     return tqdm(items, desc=description, total=total, disable=not is_main_process(), dynamic_ncols=True,
-                leave=False)
+                leave=False, delay=delay)
 
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:
