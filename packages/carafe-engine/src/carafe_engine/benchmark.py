@@ -41,8 +41,7 @@ def time_steps(step: Callable[[int], Any], device: torch.device | str, warmup: i
 
 
 def step_benchmark_parser(prog: str, doc: str, configs: Sequence[str], size: tuple[int, int]) -> argparse.ArgumentParser:
-    """The arguments the config-driven step benchmarks share: config files, --device, --batch (2 per GPU, as
-    the paper), --size H W, --warmup, --steps, --output. doc: the module docstring (first paragraph: the
+    """The arguments the config-driven step benchmarks share. doc: the module docstring (first paragraph: the
     description, all of it: the epilog)."""
     parser = CommandLineParser(prog=prog, description=doc.split("\n\n")[0], epilog=doc,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,13 +64,6 @@ def benchmark_device(name: str) -> tuple[torch.device, str]:
     return device, device.type
 
 
-def save_step_results(args: argparse.Namespace, device_name: str, results: list) -> None:
-    """Writes the results of a step_benchmark_parser run as JSON to args.output, if given."""
-    if args.output:
-        write_json_atomic(args.output, {"device": device_name, "torch": torch.__version__, "batch": args.batch,
-                                        "size": list(args.size), "results": results})
-
-
 def report_step_results(args: argparse.Namespace, device_name: str, results: list, label: str,
                         columns: dict[str, str]) -> None:
     """Prints the table of a step_benchmark_parser run (a row per config: results[label], the median step, the
@@ -83,4 +75,6 @@ def report_step_results(args: argparse.Namespace, device_name: str, results: lis
         memory = f"{r['peak_memory_gib']:.2f}" if r["peak_memory_gib"] is not None else "-"
         print(f"{r[label]:<{width}}{r['median_step_s']:10.3f}{memory:>10}"
               + "".join(f"{str(r[key]):>14}" for key in columns.values()))
-    save_step_results(args, device_name, results)
+    if args.output:
+        write_json_atomic(args.output, {"device": device_name, "torch": torch.__version__, "batch": args.batch,
+                                        "size": list(args.size), "results": results})

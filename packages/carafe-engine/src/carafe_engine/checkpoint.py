@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import IO, Any, Callable, Mapping
 
 import torch
 
@@ -23,23 +23,28 @@ def _file_mode() -> int:
     return 0o666 & ~umask
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """torch.save to a temp file in the same folder, fsync, then rename over path (with the mode of the folder's
-    other files)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_atomic(path: Path, write: Callable[[IO], Any], binary: bool = False, mode: int | None = None) -> Path:
+    """write(handle) into a temp file in path's folder, fsync, then rename over path, with `mode` (default: the
+    mode of the folder's other files)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
+        with os.fdopen(fd, "wb" if binary else "w") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, _file_mode())
+        os.chmod(tmp, _file_mode() if mode is None else mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    """torch.save, atomically (write_atomic)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, lambda handle: torch.save(state, handle), binary=True)
 
 
 def load_problem(error: Exception) -> str:
@@ -117,13 +122,8 @@ def check_training_output_dir(output_dir: str | Path, resume: bool) -> None:
 
 def save_and_point(output_dir: str | Path, name: str, state: dict[str, Any]) -> Path:
     """Saves output_dir/name atomically and records it as the last checkpoint (also atomically)."""
-    output_dir = Path(output_dir)
-    path = save_checkpoint(output_dir / name, state)
-    fd, tmp = tempfile.mkstemp(prefix=".last_checkpoint.", dir=output_dir)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(name)
-    os.chmod(tmp, _file_mode())
-    os.replace(tmp, output_dir / "last_checkpoint")
+    path = save_checkpoint(Path(output_dir) / name, state)
+    write_atomic(Path(output_dir) / "last_checkpoint", lambda handle: handle.write(name))
     return path
 
 
@@ -176,7 +176,6 @@ def load_pretrained(module: torch.nn.Module, path: str | Path, what: str = "MODE
         state = {k[len("module."):]: v for k, v in state.items()}
     own = module.state_dict()
     expected = {k: v for k, v in own.items() if not k.startswith(ignore) and not k.endswith("num_batches_tracked")}
-    fits = f"{what}: {path} does not fit a {type(module).__name__}"
     missing, wrong = _differences(expected, state)
     unexpected = sorted(k for k in state if k not in own and not k.startswith(ignore)
                         and not k.endswith("num_batches_tracked"))  # FrozenBatchNorm2d has none
@@ -189,5 +188,5 @@ def load_pretrained(module: torch.nn.Module, path: str | Path, what: str = "MODE
         shapes = [f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}" for k in wrong]
         problems.append(f"has tensors of other shapes: {', '.join(shapes[:5])}")
     if problems:
-        raise CheckpointError(f"{fits}: {'; '.join(problems)}")
+        raise CheckpointError(f"{what}: {path} does not fit a {type(module).__name__}: {'; '.join(problems)}")
     module.load_state_dict({k: state[k] for k in own if k in state and not k.startswith(ignore)}, strict=False)

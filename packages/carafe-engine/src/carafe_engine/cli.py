@@ -20,22 +20,18 @@ class CommandLineParser(argparse.ArgumentParser):
 
 
 class LaunchArgumentParser(CommandLineParser):
-    """An ArgumentParser whose parse_args also checks the launch flags together (check_launch_args), so that every
-    train command refuses a bad combination before it starts a process."""
+    """An ArgumentParser whose parse_args also checks --num-gpus, --num-machines, --machine-rank, --dist-url and
+    --dist-timeout together (distributed.check_launch), so that every train command refuses a bad combination
+    before it starts a process: one line on stderr, exit status 2."""
 
     def parse_args(self, args=None, namespace=None):
         parsed = super().parse_args(args, namespace)
-        check_launch_args(self, parsed)
+        try:
+            check_launch(parsed.num_gpus, parsed.num_machines, parsed.machine_rank, parsed.dist_url,
+                         parsed.dist_timeout)
+        except ValueError as error:
+            self.exit(2, f"{self.prog}: error: {error}\n")
         return parsed
-
-
-def check_launch_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """--num-gpus, --num-machines, --machine-rank, --dist-url and --dist-timeout checked together
-    (distributed.check_launch); a bad combination ends the command with one line on stderr, exit status 2."""
-    try:
-        check_launch(args.num_gpus, args.num_machines, args.machine_rank, args.dist_url, args.dist_timeout)
-    except ValueError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
 
 
 def default_argument_parser(description: str, epilog: str | None = None) -> argparse.ArgumentParser:
@@ -59,9 +55,8 @@ def default_argument_parser(description: str, epilog: str | None = None) -> argp
 
 
 def predict_argument_parser(prog: str, doc: str) -> argparse.ArgumentParser:
-    """The flags every predict command shares: --weights CHECKPOINT..., --input FILE_OR_FOLDER..., --output DIR,
-    --titles (one per checkpoint), --limit, --device. doc: the module docstring (its first paragraph is the
-    description, all of it the epilog)."""
+    """The flags every predict command shares. doc: the module docstring (its first paragraph is the description,
+    all of it the epilog)."""
     parser = PredictArgumentParser(prog=prog, description=doc.split("\n\n")[0], epilog=doc,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", nargs="+", required=True, type=Path, metavar="CHECKPOINT",
@@ -106,10 +101,8 @@ def checkpoint_labels(paths: Sequence[str | Path]) -> list[str]:
     resolved = [Path(p).resolve() for p in paths]
     depth = max((len(p.parts) for p in resolved), default=1)
     for level in range(depth):
-        if level == 0:
-            labels = [p.parent.name or p.stem for p in resolved]
-        else:
-            labels = ["/".join([*p.parent.parts[-level:], p.stem]) for p in resolved]
+        labels = ([p.parent.name or p.stem for p in resolved] if level == 0
+                  else ["/".join([*p.parent.parts[-level:], p.stem]) for p in resolved])
         if len(set(labels)) == len(labels):
             return labels
     return [f"{label} ({i + 1})" for i, label in enumerate(labels)]

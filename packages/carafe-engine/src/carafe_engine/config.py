@@ -37,11 +37,6 @@ _CHOICES = "__choices__"
 _RENAMED = re.compile(r"Key (\S+) was renamed to .*")
 
 
-def _renamed_to(new: str | tuple) -> tuple[str, str]:
-    """(the new key, '; note') of an entry of yacs's renamed keys (a key, or (key, note))."""
-    return (new[0], f"; {new[1]}") if isinstance(new, tuple) else (new, "")
-
-
 class ConfigError(ValueError):
     """A config file or override that does not fit the config tree (one line: where, the key, what is wrong)."""
 
@@ -60,7 +55,7 @@ class CfgNode(_FvcoreCfgNode):
 
     def to_dict(self) -> dict:
         """Plain nested dicts and lists (tuples become lists): picklable, YAML-safe, for checkpoints and spawn."""
-        return {key: _plain(value) for key, value in self.items()}
+        return _plain(self)
 
     def dump(self, **kwargs) -> str:
         """The tree as YAML, keys in their order (sort_keys=False unless given)."""
@@ -78,7 +73,10 @@ class CfgNode(_FvcoreCfgNode):
         if len(cfg_list) % 2:
             raise ConfigError(f"overrides come in KEY VALUE pairs; got an odd number: {cfg_list}")
         for key, value in zip(cfg_list[::2], cfg_list[1::2]):
-            nested = _parse_value(value)
+            try:
+                nested = yaml.safe_load(value) if isinstance(value, str) else value
+            except yaml.YAMLError:
+                nested = value  # e.g. 'a: b: c', kept as text
             for part in reversed(str(key).split(".")):
                 nested = {part: nested}
             self._merge(nested, "command-line override", str(key))
@@ -101,15 +99,12 @@ class CfgNode(_FvcoreCfgNode):
                 key = override  # the whole dotted key, not the first section yacs did not find
             if not self.key_is_renamed(key):
                 raise _unknown_key(self, key, where) from None
-            new, note = _renamed_to(self.__dict__[CfgNode.RENAMED_KEYS][key])
+            new = self.__dict__[CfgNode.RENAMED_KEYS][key]  # yacs: the new key, or (the new key, a note)
+            new, note = (new[0], f"; {new[1]}") if isinstance(new, tuple) else (new, "")
             raise ConfigError(f"{where}: config key {key!r} was renamed to {new!r}{note}") from None
         except ValueError as error:  # yacs: "Type mismatch (...) for config key: KEY"
             raise _type_error(self, mapping, str(error).rpartition("config key: ")[2], where) from None
         _check_choices(self, where)
-
-    def set_choices(self, key: str, choices: Iterable) -> None:
-        """Declares that dotted `key` takes one of `choices` (for a list-valued key: each of its elements)."""
-        set_choices(self, key, choices)
 
     def get_choices(self, key: str) -> tuple | None:
         """The values declared for dotted `key` with set_choices, or None."""
@@ -118,8 +113,8 @@ class CfgNode(_FvcoreCfgNode):
 
 
 def set_choices(cfg: CfgNode, key: str, choices: Iterable) -> None:
-    """Declares that dotted `key` of `cfg` takes one of `choices` (checked after every merge). Its current value
-    must be one of them."""
+    """Declares that dotted `key` of `cfg` takes one of `choices` (for a list-valued key: each of its elements;
+    checked after every merge). Its current value must be one of them."""
     parent, leaf = _parent_of(cfg, key, "set_choices")
     choices = tuple(choices)
     if not choices:
@@ -230,13 +225,8 @@ def _read_yaml(path: Path, where: str, allow_unsafe: bool) -> dict:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{where}: cannot read the file: {error}") from None
-    try:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.constructor.ConstructorError:
-            if not allow_unsafe:
-                raise
-            data = yaml.unsafe_load(text)  # fvcore's allow_unsafe: python tags, for trusted files only
+    try:  # fvcore's allow_unsafe: python tags, for trusted files only
+        data = yaml.unsafe_load(text) if allow_unsafe else yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         problem = (f"{error.problem} (line {mark.line + 1}, column {mark.column + 1})"
@@ -245,13 +235,6 @@ def _read_yaml(path: Path, where: str, allow_unsafe: bool) -> dict:
     if not isinstance(data, (dict, type(None))):
         raise ConfigError(f"{where}: a config file must hold a mapping, got {type(data).__name__}")
     return data or {}
-
-
-def _parse_value(text: Any) -> Any:
-    try:
-        return yaml.safe_load(text) if isinstance(text, str) else text
-    except yaml.YAMLError:
-        return text  # e.g. 'a: b: c', kept as text
 
 
 # -- merging ------------------------------------------------------------------------------------------------------
@@ -290,7 +273,7 @@ def _plain(value: Any) -> Any:
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
-    return copy.deepcopy(value)
+    return value  # str, int, float, bool or None: the leaves a CfgNode holds
 
 
 # -- keys, suggestions, choices -----------------------------------------------------------------------------------

@@ -17,16 +17,16 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from .config import ConfigError
+
 
 def select_device(requested: str | None = "auto", what: str = "MODEL.DEVICE") -> torch.device:
     """The device a process computes on. 'auto' (or None): this process's GPU where there is one (launch makes
     each process's GPU current), else the CPU; 'cpu'; 'cuda' (the current GPU) or 'cuda:N'. Asking for a GPU on a
     machine without one is a ConfigError naming `what`, the key or flag the request came from."""
-    from .config import ConfigError
-
     requested = "auto" if requested is None else str(requested)
     if requested == "auto":
-        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cpu":
         return torch.device("cpu")
     if requested == "cuda" or requested.startswith("cuda:"):
@@ -165,12 +165,8 @@ def _rendezvous(dist_url: str, rank: int, world_size: int, timeout_s: float,
     start = time.monotonic()
     next_report = start + report_every_s
     missing = list(range(1, world_size))
-    while True:
-        missing = [r for r in missing if not store.check([f"arrived/{r}"])]
+    while missing := [r for r in missing if not store.check([f"arrived/{r}"])]:
         now = time.monotonic()
-        if not missing:
-            store.set("complete", "1")
-            return store
         if now >= deadline:
             raise RendezvousError(f"rendezvous at {dist_url} timed out after {timeout_s:g} s: ranks {missing} of "
                                   f"{world_size} did not arrive ({advice})")
@@ -178,6 +174,8 @@ def _rendezvous(dist_url: str, rank: int, world_size: int, timeout_s: float,
             print(f"waiting for ranks {missing} at {dist_url} ({now - start:.0f} s)", file=sys.stderr, flush=True)
             next_report += report_every_s
         time.sleep(min(0.1, max(deadline - now, 0)))
+    store.set("complete", "1")
+    return store
 
 
 def _worker(local_rank, main_func, world_size, per_machine, machine_rank, dist_url, args, timeout,
@@ -232,8 +230,6 @@ def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1
         finally:
             dist.destroy_process_group()
     check_launch(num_gpus_per_machine, num_machines, machine_rank, dist_url, rendezvous_timeout)
-    if rendezvous_timeout is None:
-        rendezvous_timeout = DEFAULT_RENDEZVOUS_TIMEOUT_S
     world_size = num_gpus_per_machine * num_machines
     if world_size == 1:
         return main_func(*args)
@@ -246,7 +242,7 @@ def launch(main_func: Callable, num_gpus_per_machine: int, num_machines: int = 1
     try:
         mp.start_processes(_worker, nprocs=num_gpus_per_machine, start_method="spawn", daemon=False,
                            args=(main_func, world_size, num_gpus_per_machine, machine_rank, dist_url, args, timeout,
-                                 rendezvous_timeout))
+                                 rendezvous_timeout or DEFAULT_RENDEZVOUS_TIMEOUT_S))
     except mp.ProcessRaisedException as error:
         user_error = _child_user_error(error)
         if user_error is None:

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
 from tqdm import tqdm
+
+from .checkpoint import write_atomic
+from .distributed import is_main_process
 
 T = TypeVar("T")
 
@@ -21,8 +22,6 @@ T = TypeVar("T")
 def progress_bar(items: Iterable[T], description: str, total: int | None = None, delay: float = 0) -> Iterable[T]:
     """tqdm over items on stderr, from the main process only (other processes iterate silently); with a delay, only
     once the loop has run that many seconds (so that a loop that is usually short, or fails early, prints nothing)."""
-    from .distributed import is_main_process
-
     return tqdm(items, desc=description, total=total, disable=not is_main_process(), dynamic_ncols=True,
                 leave=False, delay=delay)
 
@@ -30,11 +29,7 @@ def progress_bar(items: Iterable[T], description: str, total: int | None = None,
 def write_json_atomic(path: str | Path, data: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, lambda handle: json.dump(data, handle, indent=2))
 
 
 def append_metrics(output_dir: str | Path, record: dict) -> None:
@@ -84,11 +79,7 @@ def truncate_metrics(output_dir: str | Path, iteration: int) -> None:
         return
     kept = [line for line in path.read_text().splitlines()
             if line.strip() and json.loads(line).get("iteration", 0) <= iteration]
-    fd, tmp = tempfile.mkstemp(prefix=".metrics.jsonl.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write("".join(line + "\n" for line in kept))
-    os.chmod(tmp, path.stat().st_mode & 0o777)
-    os.replace(tmp, path)
+    write_atomic(path, lambda handle: handle.writelines(line + "\n" for line in kept), mode=path.stat().st_mode & 0o777)
 
 
 class ProgressLogger:
@@ -108,7 +99,6 @@ class ProgressLogger:
         self._count = 0
         self._last_time = time.perf_counter()
         self._last_iter = start_iter - 1
-        self._start_iter = start_iter
 
     def step(self, iteration: int, **scalars: float) -> None:
         for name, value in scalars.items():
@@ -126,8 +116,5 @@ class ProgressLogger:
         values = "  ".join(f"{name} {value:.4g}" for name, value in averages.items())
         print(f"{self.prefix}iter {done}/{self.total}  {values}  {seconds_per_iter:.3f} s/it  ETA {eta}",
               file=self.stream, flush=True)
-        self.log_metrics({"iteration": done, **averages, "seconds_per_iter": seconds_per_iter})
-
-    def log_metrics(self, record: dict) -> None:
         if self.output_dir is not None:
-            append_metrics(self.output_dir, record)
+            append_metrics(self.output_dir, {"iteration": done, **averages, "seconds_per_iter": seconds_per_iter})

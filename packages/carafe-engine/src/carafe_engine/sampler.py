@@ -20,6 +20,8 @@ from typing import Iterator, NamedTuple, Sequence
 import numpy as np
 import torch
 
+from .config import ConfigError
+
 
 class Sample(NamedTuple):
     index: int  # into the dataset
@@ -38,8 +40,6 @@ class TrainingSampler(torch.utils.data.Sampler):
 
     def __init__(self, dataset_size: int, batch_size: int, seed: int, max_iter: int, start_iter: int = 0,
                  rank: int = 0, world_size: int = 1, group_ids: Sequence[int] | None = None):
-        from .config import ConfigError
-
         if batch_size < 1:
             raise ConfigError(f"SOLVER.IMS_PER_BATCH must be >= 1, got {batch_size}")
         if batch_size % world_size:
@@ -66,15 +66,11 @@ class TrainingSampler(torch.utils.data.Sampler):
         """The global batches (dataset indices) of one epoch."""
         rng = sample_rng(self.seed, 0x5A3B, epoch)
         order = rng.permutation(self.dataset_size)
-        if self.group_ids is None:
-            usable = self.batches_per_epoch * self.batch_size
-            return list(order[:usable].reshape(-1, self.batch_size))
-        batches = []
-        for group in range(int(self.group_ids.max()) + 1):
-            members = order[self.group_ids[order] == group]
-            usable = len(members) // self.batch_size * self.batch_size
-            batches += list(members[:usable].reshape(-1, self.batch_size))
-        return [batches[i] for i in rng.permutation(len(batches))]
+        groups = [order] if self.group_ids is None else [order[self.group_ids[order] == group]
+                                                         for group in np.unique(self.group_ids)]
+        size = self.batch_size
+        batches = [batch for members in groups for batch in members[:len(members) // size * size].reshape(-1, size)]
+        return batches if self.group_ids is None else [batches[i] for i in rng.permutation(len(batches))]
 
     def global_batch(self, iteration: int) -> list[Sample]:
         epoch, step = divmod(iteration, self.batches_per_epoch)

@@ -39,8 +39,10 @@ from torch.utils.data import DataLoader
 
 from .checkpoint import (check_training_output_dir, find_resume_checkpoint, load_checkpoint, load_model_state,
                          save_and_point)
+from .cli import default_argument_parser, load_run_config
 from .config import ConfigError
-from .distributed import all_reduce_mean, barrier, get_rank, get_world_size, select_device
+from .distributed import all_reduce_mean, barrier, get_rank, get_world_size, launch, select_device
+from .errors import report_user_errors
 from .progress import ProgressLogger, append_metrics, truncate_metrics, write_json_atomic
 from .sampler import TrainingSampler
 from .sync_batchnorm import convert_sync_batchnorm
@@ -85,7 +87,7 @@ class PeriodicHook(HookBase):
         self.period, self.function = period, function
 
     def after_step(self, done: int) -> None:
-        if (self.period and done % self.period == 0) or done == self.trainer.max_iter:
+        if due(self.period, done, self.trainer.max_iter):
             self.function(done)
 
 
@@ -104,17 +106,14 @@ def scalar_metrics(results: dict, prefix: str = "") -> dict[str, float]:
     return flat
 
 
-def _tensor_of_ints(values) -> torch.Tensor:
-    return torch.tensor([int(v) for v in values], dtype=torch.int64)
-
-
 def rng_state() -> dict:
     """Every random generator of this process (torch, CUDA, NumPy's global one, Python's), as tensors and ints
     (checkpoints are read with weights_only=True)."""
     _, keys, position, has_gauss, gauss = np.random.get_state()
     version, internal, python_gauss = random.getstate()
-    state = {"torch": torch.get_rng_state(), "numpy": _tensor_of_ints(keys), "numpy_rest": [int(position),
-             int(has_gauss), float(gauss)], "python": _tensor_of_ints(internal), "python_rest": [version, python_gauss]}
+    state = {"torch": torch.get_rng_state(), "numpy": torch.from_numpy(keys.astype(np.int64)),
+             "numpy_rest": [int(position), int(has_gauss), float(gauss)],
+             "python": torch.tensor(internal, dtype=torch.int64), "python_rest": [version, python_gauss]}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state()
     return state
@@ -136,13 +135,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def share_cpu_threads(world_size: int) -> None:
-    """CPU worker processes of one machine share its cores instead of each taking all of them."""
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
-    if local > 1 and not torch.cuda.is_available():
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
-
-
 class Trainer:
     checkpoint_kind = "carafe"
 
@@ -158,7 +150,9 @@ class Trainer:
             except OSError as error:
                 raise ConfigError(f"OUTPUT_DIR {self.output_dir} cannot be created: {error.strerror}") from None
         self.log = RunLog(self.output_dir if self.is_main else None)
-        share_cpu_threads(self.world_size)
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", self.world_size))
+        if local > 1 and not torch.cuda.is_available():  # CPU workers of one machine share its cores
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
         seed_everything(cfg.SEED)  # the same initial weights in every process (DDP broadcasts rank 0's anyway)
         self.models: dict[str, nn.Module] = {name: module.to(self.device)
                                              for name, module in self.build_models().items()}
@@ -234,14 +228,6 @@ class Trainer:
     def kind(self) -> str:
         return self.checkpoint_kind
 
-    def checkpoint_state(self, iteration: int, rng_states: list) -> dict:
-        state = {"kind": self.kind(), "iteration": iteration, "config": self.cfg.to_dict(),
-                 **{name: module.state_dict() for name, module in self.models.items()},
-                 **{name: optimizer.state_dict() for name, optimizer in self.optimizers.items()},
-                 "rng_states": rng_states}
-        state.update(self.extra_state())
-        return state
-
     def save(self, name: str, iteration: int) -> None:
         """Every process's random state, then the checkpoint (written by the main process)."""
         states = [rng_state()]
@@ -249,14 +235,17 @@ class Trainer:
             states = [None] * self.world_size
             dist.all_gather_object(states, rng_state())
         if self.is_main:
-            save_and_point(self.output_dir, name, self.checkpoint_state(iteration, states))
+            save_and_point(self.output_dir, name, {
+                "kind": self.kind(), "iteration": iteration, "config": self.cfg.to_dict(),
+                **{key: module.state_dict() for key, module in self.models.items()},
+                **{key: optimizer.state_dict() for key, optimizer in self.optimizers.items()},
+                "rng_states": states, **self.extra_state()})
         barrier()
 
     def resume_or_load(self, resume: bool) -> None:
         """detectron2's resume_or_load: with resume, the training state of OUTPUT_DIR's last checkpoint when there
         is one; otherwise the model weights of MODEL.WEIGHTS when given (iteration 0)."""
-        if not resume:
-            check_training_output_dir(self.output_dir, resume)
+        check_training_output_dir(self.output_dir, resume)
         path = find_resume_checkpoint(self.output_dir, self.log) if resume else None
         if path is None:
             if self.cfg.MODEL.WEIGHTS:
@@ -368,11 +357,10 @@ class Trainer:
         for self.iteration, batch in enumerate(self.build_train_loader(dataset, sampler), start=self.start_iter):
             lr = self.set_learning_rates(self.iteration)
             losses = self.run_step(batch)
-            names = list(losses)
-            values = all_reduce_mean(torch.stack([torch.as_tensor(losses[k], dtype=torch.float32).detach().cpu()
-                                                  for k in names]))
+            values = all_reduce_mean(torch.stack([torch.as_tensor(value, dtype=torch.float32).detach().cpu()
+                                                  for value in losses.values()]))
             if self.is_main:
-                progress.step(self.iteration, **dict(zip(names, values.tolist())), lr=lr)
+                progress.step(self.iteration, **dict(zip(losses, values.tolist())), lr=lr)
             done = self.iteration + 1
             for hook in self.hooks:
                 hook.after_step(done)
@@ -398,10 +386,6 @@ def train_command(trainer_class: type[Trainer], load: Callable, prog: str, descr
     """A task's carafe-<task>-train: detectron2's command line (default_argument_parser), the config loaded by
     load(config_file, opts) and the output folder checked before any process starts, launch(run_trainer, ...);
     every user error is one line on stderr and exit status 2."""
-    from .cli import default_argument_parser, load_run_config
-    from .distributed import launch
-    from .errors import report_user_errors
-
     parser = default_argument_parser(description, epilog=epilog)
     args = parser.parse_args(argv)
     cfg = load_run_config(parser, prog, load, args)
