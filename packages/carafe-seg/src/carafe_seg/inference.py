@@ -10,7 +10,7 @@ import torch
 from carafe_engine import load_checkpoint
 
 from .config import config_from_checkpoint
-from .data.transforms import normalize, resize_image, scaled_size
+from .data.transforms import normalize, resize, scaled_size
 from .engine import CHECKPOINT_KIND
 from .modeling import build_model
 
@@ -29,7 +29,7 @@ def load_predictor(path: str | Path, device: torch.device):
 def segment_image(model, cfg, image: np.ndarray, device: torch.device) -> np.ndarray:
     """(H, W, 3) uint8 RGB -> (H, W) uint8 labels 1..NUM_CLASSES."""
     height, width = image.shape[:2]
-    resized = resize_image(image, scaled_size(height, width, cfg.INPUT.TEST_SHORT_SIZE, cfg.INPUT.TEST_MAX_SIZE))
+    resized = resize(image, scaled_size(height, width, cfg.INPUT.TEST_SHORT_SIZE, cfg.INPUT.TEST_MAX_SIZE))
     batch = normalize(resized, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD)[None].to(device)
     logits = model.segment(batch, output_size=(height, width))
     return (logits.argmax(1)[0] + 1).to(torch.uint8).cpu().numpy()

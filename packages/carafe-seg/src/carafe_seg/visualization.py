@@ -11,16 +11,10 @@ import numpy as np
 def palette(num_classes: int = 150) -> np.ndarray:
     """(num_classes + 1, 3) uint8 colours: label 0 ('other') black, then well-separated colours (the PASCAL VOC
     bit-interleaving scheme: the bits of the label index spread over the high bits of R, G and B)."""
-    colours = np.zeros((num_classes + 1, 3), np.uint8)
-    for label in range(num_classes + 1):
-        value, r, g, b = label, 0, 0, 0
-        for shift in range(7, -1, -1):
-            r |= (value & 1) << shift
-            g |= ((value >> 1) & 1) << shift
-            b |= ((value >> 2) & 1) << shift
-            value >>= 3
-        colours[label] = (r, g, b)
-    return colours
+    labels, colours = np.arange(num_classes + 1)[:, None], np.zeros((num_classes + 1, 3), np.int64)
+    for i in range(8):  # bits 3i, 3i + 1, 3i + 2 of the label become bit 7 - i of R, G and B
+        colours |= ((labels >> (3 * i + np.arange(3))) & 1) << (7 - i)
+    return colours.astype(np.uint8)
 
 
 def colorize(labels: np.ndarray, num_classes: int = 150) -> np.ndarray:
@@ -29,7 +23,7 @@ def colorize(labels: np.ndarray, num_classes: int = 150) -> np.ndarray:
 
 
 def comparison_figure(rows: list[dict], columns: list[str], path: str | Path, num_classes: int = 150,
-                      title: str | None = None, names: list[str] | None = None) -> Path:
+                      names: list[str] | None = None) -> Path:
     """One row per image; rows[i] maps a column name to an (H, W, 3) uint8 image or an (H, W) label map (missing
     columns stay blank). columns: their order, e.g. ['input', 'ground truth', 'baseline', 'CARAFE']. names: the
     names of classes 1..num_classes, for a legend of the classes shown."""
@@ -58,8 +52,6 @@ def comparison_figure(rows: list[dict], columns: list[str], path: str | Path, nu
         fig.legend(handles, [names[label - 1] for label in shown], loc="lower center", ncol=min(len(shown), 6),
                    fontsize=8, frameon=False)
         bottom = 0.03 * (1 + (len(shown) - 1) // 6) * 4 / max(len(rows), 1)
-    if title:
-        fig.suptitle(title, fontsize=11)
     fig.tight_layout(rect=(0, bottom, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

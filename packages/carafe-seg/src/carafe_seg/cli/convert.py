@@ -28,8 +28,7 @@ def main(argv=None) -> int:
     def convert():
         path = convert_csail_upernet(args.encoder, args.decoder, args.output, args.config_file, args.opts)
         print(f"wrote {path} (config {args.config_file}); evaluate it with carafe-seg-train --config-file "
-              f"{args.config_file} "
-              f"--eval-only MODEL.WEIGHTS {path} DATASETS.ROOT ...")
+              f"{args.config_file} --eval-only MODEL.WEIGHTS {path} DATASETS.ROOT ...")
 
     return report_user_errors("carafe-seg-convert", convert)
 

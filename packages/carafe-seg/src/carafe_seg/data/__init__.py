@@ -1,3 +1,2 @@
 """ADE20K (ADEChallengeData2016 layout): reading and checking files (ade20k), resizing and padding
-(transforms), the training sample stream (sampler), torch datasets and loaders (datasets), and a synthetic
-dataset in the same layout (synthetic)."""
+(transforms), torch datasets and loaders (datasets), and a synthetic dataset in the same layout (synthetic)."""

@@ -27,11 +27,6 @@ class Sample:
     annotation: Path
 
 
-def _names(paths) -> str:
-    paths = sorted(str(p) for p in paths)
-    return ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
-
-
 def list_samples(root: str | Path, split: str) -> list[Sample]:
     """The (image, annotation) pairs of a split, sorted by name."""
     if not str(root):
@@ -40,20 +35,19 @@ def list_samples(root: str | Path, split: str) -> list[Sample]:
     if not root.is_dir():
         raise DatasetError(f"dataset folder not found: {root} (DATASETS.ROOT)")
     folders = {"images": root / "images" / split, "annotations": root / "annotations" / split}
-    for kind, folder in folders.items():
+    for folder in folders.values():
         if not folder.is_dir():
             raise DatasetError(f"{folder} not found: expected the ADEChallengeData2016 layout "
                                f"({root}/images/{split} and {root}/annotations/{split})")
     images = {p.stem: p for p in folders["images"].iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
     annotations = {p.stem: p for p in folders["annotations"].iterdir() if p.suffix.lower() == ".png"}
-    unpaired_images = [images[s] for s in set(images) - set(annotations)]
-    if unpaired_images:
-        raise DatasetError(f"{len(unpaired_images)} images in {folders['images']} have no annotation of the same name "
-                           f"in {folders['annotations']}: {_names(unpaired_images)}")
-    unpaired_annotations = [annotations[s] for s in set(annotations) - set(images)]
-    if unpaired_annotations:
-        raise DatasetError(f"{len(unpaired_annotations)} annotations in {folders['annotations']} have no image of the "
-                           f"same name in {folders['images']}: {_names(unpaired_annotations)}")
+    found = {"images": images, "annotations": annotations}
+    for kind, other in (("images", "annotations"), ("annotations", "images")):
+        unpaired = sorted(str(found[kind][stem]) for stem in set(found[kind]) - set(found[other]))
+        if unpaired:
+            listed = ", ".join(unpaired[:5]) + (f" and {len(unpaired) - 5} more" if len(unpaired) > 5 else "")
+            raise DatasetError(f"{len(unpaired)} {kind} in {folders[kind]} have no {other[:-1]} of the same name in "
+                               f"{folders[other]}: {listed}")
     if not images:
         raise DatasetError(f"no images ({'/'.join(IMAGE_SUFFIXES)}) in {folders['images']}")
     return [Sample(images[s], annotations[s]) for s in sorted(images)]

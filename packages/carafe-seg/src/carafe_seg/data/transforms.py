@@ -20,16 +20,11 @@ def scaled_size(height: int, width: int, short_size: int, max_size: int) -> tupl
     return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
 
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if image.shape[:2] == tuple(size):
-        return image
-    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
-
-
-def resize_label(label: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if label.shape == tuple(size):
-        return label
-    return np.asarray(Image.fromarray(label).resize((size[1], size[0]), Image.NEAREST))
+def resize(array: np.ndarray, size: tuple[int, int], resample=Image.BILINEAR) -> np.ndarray:
+    """An image (H, W, 3) or, with Image.NEAREST, a label map (H, W) at size (height, width)."""
+    if array.shape[:2] == tuple(size):
+        return array
+    return np.asarray(Image.fromarray(array).resize((size[1], size[0]), resample))
 
 
 def normalize(image: np.ndarray, mean, std) -> Tensor:
@@ -47,9 +42,7 @@ def pad_batch(images: list[Tensor], targets: list[Tensor], divisor: int) -> tupl
     """Stacks images (3, h, w) and targets (h, w) of different sizes into (N, 3, H, W) and (N, H, W), H and W the
     largest sizes rounded up to a multiple of divisor; images are padded with 0 (the mean colour after
     normalization), targets with IGNORE_INDEX."""
-    height = max(image.shape[1] for image in images)
-    width = max(image.shape[2] for image in images)
-    height, width = -(-height // divisor) * divisor, -(-width // divisor) * divisor
+    height, width = (-(-max(sizes) // divisor) * divisor for sizes in zip(*(image.shape[1:] for image in images)))
     batch_images = images[0].new_zeros(len(images), 3, height, width)
     batch_targets = torch.full((len(images), height, width), IGNORE_INDEX, dtype=torch.int64)
     for i, (image, target) in enumerate(zip(images, targets)):

@@ -3,17 +3,8 @@
 from .backbone import BackboneWeightsError, DeepStemResNet, ResNetBackbone, TinyBackbone, build_backbone
 from .segmentor import UPerNetSegmentor, build_model, pad_to_multiple
 from .upernet import UPerNetDecoder
-from .upsampling import make_upsampler
 
 __all__ = [
-    "BackboneWeightsError",
-    "DeepStemResNet",
-    "ResNetBackbone",
-    "TinyBackbone",
-    "UPerNetDecoder",
-    "UPerNetSegmentor",
-    "build_backbone",
-    "build_model",
-    "make_upsampler",
-    "pad_to_multiple",
+    "BackboneWeightsError", "DeepStemResNet", "ResNetBackbone", "TinyBackbone", "UPerNetDecoder", "UPerNetSegmentor",
+    "build_backbone", "build_model", "pad_to_multiple",
 ]

@@ -23,18 +23,13 @@ BackboneWeightsError = CheckpointError
 
 
 class ResNetBackbone(nn.Module):
-    """torchvision's ResNet without its pooling and classifier: stem (conv 7x7/2, max-pool /2), then layer1..4."""
+    """torchvision's ResNet-50 without its pooling and classifier: stem (conv 7x7/2, max-pool /2), then layer1..4."""
 
     def __init__(self, resnet: torchvision.models.ResNet):
         super().__init__()
         self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4
-        self.out_channels = [self._width(layer) for layer in (self.layer1, self.layer2, self.layer3, self.layer4)]
-
-    @staticmethod
-    def _width(layer: nn.Sequential) -> int:
-        last = layer[-1]
-        return (last.bn3 if hasattr(last, "bn3") else last.bn2).num_features
+        self.out_channels = [256, 512, 1024, 2048]
 
     def forward(self, x: Tensor) -> list[Tensor]:
         c2 = self.layer1(self.stem(x))
@@ -97,11 +92,8 @@ class TinyBackbone(nn.Module):
     def __init__(self, widths=(16, 32, 64, 128)):
         super().__init__()
         self.stem = conv_bn_relu(3, widths[0], stride=2)
-        stages, previous = [], widths[0]
-        for width in widths:
-            stages.append(nn.Sequential(conv_bn_relu(previous, width, stride=2), conv_bn_relu(width, width)))
-            previous = width
-        self.stages = nn.ModuleList(stages)
+        self.stages = nn.ModuleList(nn.Sequential(conv_bn_relu(previous, width, stride=2), conv_bn_relu(width, width))
+                                    for previous, width in zip([widths[0], *widths], widths))
         self.out_channels = list(widths)
         # torchvision ResNet's init; PyTorch's default conv init shrinks activations ~8x per stage here, so that an
         # untrained model's C5 is ~1e-4 and the decoder (CARAFE's kernel prediction included) sees almost nothing
@@ -124,14 +116,8 @@ def build_backbone(cfg) -> nn.Module:
         if cfg.WEIGHTS:
             raise BackboneWeightsError("MODEL.BACKBONE.WEIGHTS: the 'tiny' backbone is trained from scratch; leave it empty")
         return TinyBackbone(cfg.TINY_WIDTHS)
-    if cfg.NAME == "csail_resnet50":
-        backbone = DeepStemResNet()
-        if cfg.WEIGHTS:
-            load_pretrained(backbone, cfg.WEIGHTS)
-        return backbone
-    if cfg.NAME == "torchvision_resnet50":
-        resnet = torchvision.models.resnet50(weights=None)
-        if cfg.WEIGHTS:
-            load_pretrained(resnet, cfg.WEIGHTS)
-        return ResNetBackbone(resnet)
-    raise ValueError(f"MODEL.BACKBONE.NAME: unknown backbone {cfg.NAME!r}")
+    # csail_resnet50 or torchvision_resnet50 (the config's choices)
+    resnet = DeepStemResNet() if cfg.NAME == "csail_resnet50" else torchvision.models.resnet50(weights=None)
+    if cfg.WEIGHTS:
+        load_pretrained(resnet, cfg.WEIGHTS)
+    return resnet if isinstance(resnet, DeepStemResNet) else ResNetBackbone(resnet)

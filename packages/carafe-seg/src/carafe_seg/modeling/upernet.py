@@ -1,6 +1,8 @@
 """UperNet's decoder (Xiao et al., ECCV 2018) laid out as in the official implementation
 (CSAILVision/semantic-segmentation-pytorch, models.UPerNet; module names kept), with the upsampling of each of its
-three places chosen by config, as in the CARAFE paper:
+three places chosen by config, as in the CARAFE paper (carafe_ops.nn.build_upsampler: 'bilinear', the official
+implementation's interpolation with align_corners=False, or 'carafe', CARAFEPack; both called as
+`upsampler(x, size)` with the output size):
 
 - PPM: the last stage C5 is average-pooled to 1x1, 2x2, 3x3, 6x6; each pooled map is upsampled to C5's size,
   then 1x1 conv-BN-ReLU to PPM_DIM; [C5, the four] are concatenated and a 3x3 conv-BN-ReLU (`ppm_last_conv`)
@@ -18,10 +20,10 @@ from __future__ import annotations
 
 import torch
 from carafe_ops import CARAFEPack
+from carafe_ops.nn import build_upsampler, upsampler_options
 from torch import Tensor, nn
 
 from .backbone import conv_bn_relu
-from .upsampling import make_upsampler
 
 
 class UPerNetDecoder(nn.Module):
@@ -33,34 +35,27 @@ class UPerNetDecoder(nn.Module):
         super().__init__()
         if len(in_channels) != 4:
             raise ValueError(f"UPerNetDecoder: expected the channels of 4 stages (C2..C5), got {list(in_channels)}")
-        self.upsampler_kinds = {place: upsamplers[place] for place in ("PPM", "FPN", "FUSION")}
-        top = in_channels[-1]
+        top, options = in_channels[-1], upsampler_options(carafe_cfg)
 
         self.ppm_pooling = nn.ModuleList(nn.AdaptiveAvgPool2d(scale) for scale in pool_scales)
-        self.ppm_upsample = nn.ModuleList(
-            make_upsampler(upsamplers["PPM"], top, None, carafe_cfg) for _ in pool_scales)
+        self.ppm_upsample = nn.ModuleList(build_upsampler(upsamplers["PPM"], top, None, **options) for _ in pool_scales)
         self.ppm_conv = nn.ModuleList(conv_bn_relu(top, ppm_dim, kernel_size=1) for _ in pool_scales)
         self.ppm_last_conv = conv_bn_relu(top + len(pool_scales) * ppm_dim, fpn_dim)
 
         self.fpn_in = nn.ModuleList(conv_bn_relu(c, fpn_dim, kernel_size=1) for c in in_channels[:-1])
-        self.fpn_upsample = nn.ModuleList(
-            make_upsampler(upsamplers["FPN"], fpn_dim, 2, carafe_cfg) for _ in in_channels[:-1])
+        self.fpn_upsample = nn.ModuleList(build_upsampler(upsamplers["FPN"], fpn_dim, 2, **options)
+                                          for _ in in_channels[:-1])
         # one level deeper than needed, as the official code nests it (fpn_out.i.0.0.weight), so its weights load
         self.fpn_out = nn.ModuleList(nn.Sequential(conv_bn_relu(fpn_dim, fpn_dim)) for _ in in_channels[:-1])
 
         # level i (P3, P4, P5 for i = 1, 2, 3) is 2**i times coarser than P2
-        self.fusion_upsample = nn.ModuleList(
-            make_upsampler(upsamplers["FUSION"], fpn_dim, 2**level, carafe_cfg) for level in range(1, 4))
+        self.fusion_upsample = nn.ModuleList(build_upsampler(upsamplers["FUSION"], fpn_dim, 2**level, **options)
+                                             for level in range(1, 4))
         self.conv_last = nn.Sequential(conv_bn_relu(len(in_channels) * fpn_dim, fpn_dim),
                                        nn.Conv2d(fpn_dim, num_classes, kernel_size=1))
-        self._init_weights()
-
-    def _init_weights(self) -> None:
         # the official decoder init (kaiming-normal convs, BN weight 1 / bias 1e-4); CARAFEPack keeps its own
         carafe_modules = {m for pack in self.modules() if isinstance(pack, CARAFEPack) for m in pack.modules()}
-        for module in self.modules():
-            if module in carafe_modules:
-                continue
+        for module in (m for m in self.modules() if m not in carafe_modules):
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight)
                 if module.bias is not None:
@@ -69,15 +64,11 @@ class UPerNetDecoder(nn.Module):
                 nn.init.ones_(module.weight)
                 nn.init.constant_(module.bias, 1e-4)
 
-    def pyramid_pooling(self, c5: Tensor) -> Tensor:
-        size = c5.shape[-2:]
-        branches = [c5]
-        for pool, upsample, conv in zip(self.ppm_pooling, self.ppm_upsample, self.ppm_conv):
-            branches.append(conv(upsample(pool(c5), size)))
-        return self.ppm_last_conv(torch.cat(branches, 1))
-
     def forward(self, features: list[Tensor]) -> Tensor:
-        f = self.pyramid_pooling(features[-1])
+        c5 = features[-1]
+        pooled = [conv(up(pool(c5), c5.shape[-2:])) for pool, up, conv in
+                  zip(self.ppm_pooling, self.ppm_upsample, self.ppm_conv)]
+        f = self.ppm_last_conv(torch.cat([c5, *pooled], 1))
         pyramid = [f]  # P5, P4, P3, P2 (coarse to fine)
         for i in reversed(range(len(features) - 1)):
             lateral = self.fpn_in[i](features[i])
