@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from carafe_engine import CheckpointError, save_checkpoint
 from carafe_engine.checkpoint import load_problem
+from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
 
 try:  # numpy 2
     from numpy._core import multiarray as _multiarray
@@ -42,21 +43,11 @@ except ImportError:  # numpy 1
 
 ENGINES = ("torchvision", "detectron2")
 
-# COCO 2017's 80 categories in the order of their ids (what every engine's COCO reader and mmdetection use)
-COCO_CATEGORY_IDS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28,
-                     31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55,
-                     56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84,
-                     85, 86, 87, 88, 89, 90]
-COCO_CLASS_NAMES = [
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis",
-    "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket",
-    "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
-    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant", "bed",
-    "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone", "microwave", "oven",
-    "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier",
-    "toothbrush"]
+# COCO 2017's 80 categories in the order of their ids (what every engine's COCO reader and mmdetection use), and
+# their names (mmdetection's CLASSES): torchvision's COCO list is indexed by category id, "N/A" at the unused ones
+_COCO_BY_ID = FasterRCNN_ResNet50_FPN_Weights.COCO_V1.meta["categories"]
+COCO_CATEGORY_IDS = [i for i, name in enumerate(_COCO_BY_ID) if name not in ("__background__", "N/A")]
+COCO_CLASS_NAMES = [_COCO_BY_ID[i] for i in COCO_CATEGORY_IDS]
 
 
 class ConversionError(CheckpointError):
@@ -71,10 +62,6 @@ class Variant:
     mask_on: bool
     fpn_upsample: str  # carafe (FPN_CARAFE) | nearest (FPN)
     mask_upsample: str | None  # carafe | deconv | None (Faster R-CNN)
-
-    def config_path(self, engine: str) -> str:
-        """The shipped evaluation config (mmdetection's inference settings), a name resolve_config_path reads."""
-        return f"{engine}/mmdet/{self.name}.yaml"
 
 
 VARIANTS = (
@@ -123,14 +110,14 @@ def split_checkpoint(loaded, source: str) -> tuple[dict[str, torch.Tensor], dict
     """(state dict, meta) of a loaded mmdetection checkpoint ({'state_dict', 'meta'} or a bare state dict)."""
     if not isinstance(loaded, Mapping):
         raise ConversionError(f"{source} holds a {type(loaded).__name__}, not an mmdetection checkpoint")
-    if isinstance(loaded.get("kind"), str) and str(loaded["kind"]).startswith("carafe-det/"):
+    if str(loaded.get("kind", "")).startswith("carafe-det/"):
         raise ConversionError(f"{source} is already a carafe-det checkpoint ({loaded['kind']}), not an mmdetection "
                               "one")
     meta = loaded.get("meta") if isinstance(loaded.get("meta"), Mapping) else {}
     state = loaded.get("state_dict", loaded)
     if not isinstance(state, Mapping):
         raise ConversionError(f"{source}: 'state_dict' is a {type(state).__name__}, not a state dict")
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    state = {k.removeprefix("module."): v for k, v in state.items()}
     missing = [k for k in REQUIRED_KEYS if not isinstance(state.get(k), torch.Tensor)]
     if missing:
         raise ConversionError(f"{source} is not an mmdetection Faster/Mask R-CNN FPN checkpoint: it lacks "
@@ -138,7 +125,7 @@ def split_checkpoint(loaded, source: str) -> tuple[dict[str, torch.Tensor], dict
     not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
         raise ConversionError(f"{source}: state dict entries that are not tensors: {', '.join(not_tensors[:5])}")
-    return dict(state), dict(meta)
+    return state, dict(meta)
 
 
 def detect_variant(state: Mapping[str, torch.Tensor], source: str = "the checkpoint") -> Variant:
@@ -147,20 +134,17 @@ def detect_variant(state: Mapping[str, torch.Tensor], source: str = "the checkpo
     mask_on = any(k.startswith("roi_head.mask_head.") for k in state)
     carafe_fpn = "neck.upsample_modules.0.content_encoder.weight" in state
     fpn_carafe_layout = "neck.lateral_convs.4.conv.weight" in state or carafe_fpn
-    mask_upsample = None
-    if "roi_head.mask_head.upsample.content_encoder.weight" in state:
-        mask_upsample = "carafe"
-    elif "roi_head.mask_head.upsample.weight" in state:
-        mask_upsample = "deconv"
+    upsample = "roi_head.mask_head.upsample."
+    mask_upsample = ("carafe" if upsample + "content_encoder.weight" in state
+                     else "deconv" if upsample + "weight" in state else None)
+    found = (mask_on, "carafe" if carafe_fpn else "nearest", mask_upsample)
     for variant in VARIANTS:
-        if (variant.mask_on, variant.fpn_upsample, variant.mask_upsample) == (
-                mask_on, "carafe" if carafe_fpn else "nearest", mask_upsample) and fpn_carafe_layout == carafe_fpn:
+        if (variant.mask_on, variant.fpn_upsample, variant.mask_upsample) == found and fpn_carafe_layout == carafe_fpn:
             return variant
-    found = (f"{'Mask' if mask_on else 'Faster'} R-CNN, neck "
-             f"{'FPN_CARAFE with CARAFE' if carafe_fpn else 'FPN_CARAFE without CARAFE' if fpn_carafe_layout else 'FPN'}"
-             + (f", mask head upsample {mask_upsample or 'none'}" if mask_on else ""))
-    raise ConversionError(f"{source} is none of the supported mmdetection models ({found}); supported: "
-                          f"{', '.join(v.name for v in VARIANTS)}")
+    neck = "FPN_CARAFE with CARAFE" if carafe_fpn else "FPN_CARAFE without CARAFE" if fpn_carafe_layout else "FPN"
+    raise ConversionError(f"{source} is none of the supported mmdetection models ({'Mask' if mask_on else 'Faster'} "
+                          f"R-CNN, neck {neck}" + (f", mask head upsample {mask_upsample or 'none'}" if mask_on else "")
+                          + f"); supported: {', '.join(v.name for v in VARIANTS)}")
 
 
 # -- renaming -----------------------------------------------------------------------------------------------------
@@ -233,15 +217,6 @@ def num_classes_of(state: Mapping[str, torch.Tensor]) -> int:
     return k
 
 
-def move_background(tensor: torch.Tensor, rows: int, background: bool) -> tuple[torch.Tensor, bool]:
-    """torchvision's order from mmdetection's: the background row (last) first; heads without a background row
-    get one of zeros in front (torchvision's box regression and mask logits have one, which inference never reads:
-    it drops the background's boxes and takes the mask of the predicted class). Returns (tensor, zero-filled)."""
-    if background:
-        return torch.cat([tensor[-rows:], tensor[:-rows]]), False
-    return torch.cat([tensor.new_zeros((rows, *tensor.shape[1:])), tensor]), True
-
-
 @dataclass
 class Conversion:
     """convert_state_dict's result: the engine's tensors, and what was not copied one to one."""
@@ -271,12 +246,16 @@ def convert_state_dict(state: Mapping[str, torch.Tensor], engine: str, source: s
             unknown.append(key)
             continue
         tensor = tensor.detach().clone()
-        if engine == "torchvision":
-            for prefix, rows, background in CLASS_TENSORS:
-                if key.startswith(prefix):
-                    tensor, zeros = move_background(tensor, rows, background)
-                    if zeros:
-                        result.zero_rows.append(name)
+        for prefix, rows, background in CLASS_TENSORS:
+            if engine == "torchvision" and key.startswith(prefix):
+                # torchvision's order: the background row (mmdetection's last) first; heads without one get one of
+                # zeros in front (torchvision's box regression and mask logits have one, which inference never
+                # reads: it drops the background's boxes and takes the mask of the predicted class)
+                if background:
+                    tensor = torch.cat([tensor[-rows:], tensor[:-rows]])
+                else:
+                    tensor = torch.cat([tensor.new_zeros((rows, *tensor.shape[1:])), tensor])
+                    result.zero_rows.append(name)
         result.state[name] = tensor
     if unknown:
         raise ConversionError(f"{source}: {len(unknown)} tensors that no part of the {variant.name} model holds "
@@ -327,42 +306,6 @@ class ConvertedCheckpoint:
     class_names: list[str]
 
 
-def _torchvision_checkpoint(conversion: Conversion, config_file: str, opts, source: str,
-                            class_names: list[str]) -> dict:
-    from .torchvision_engine import build_model, checkpoint_kind, load_torchvision_config
-
-    cfg = load_torchvision_config(config_file, opts)
-    cfg.MODEL.BACKBONE.WEIGHTS = ""
-    cfg.MODEL.WEIGHTS = ""
-    if cfg.MODEL.ROI_HEADS.NUM_CLASSES != conversion.num_classes:
-        raise ConversionError(f"{source} has {conversion.num_classes} classes but {config_file} sets "
-                              f"MODEL.ROI_HEADS.NUM_CLASSES {cfg.MODEL.ROI_HEADS.NUM_CLASSES}")
-    check_fits(conversion, build_model(cfg), source, config_file)
-    state = {"kind": checkpoint_kind(cfg), "iteration": 0, "config": cfg.to_dict(), "model": conversion.state,
-             "class_names": class_names}
-    if class_names == COCO_CLASS_NAMES:
-        state["category_ids"] = list(COCO_CATEGORY_IDS)
-    return state
-
-
-def _detectron2_checkpoint(conversion: Conversion, config_file: str, opts, source: str,
-                           class_names: list[str]) -> dict:
-    from detectron2.modeling import build_model
-
-    from .detectron2_project import load_detectron2_config
-
-    cfg = load_detectron2_config(config_file, opts)
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.MODEL.WEIGHTS = ""
-    if cfg.MODEL.ROI_HEADS.NUM_CLASSES != conversion.num_classes:
-        raise ConversionError(f"{source} has {conversion.num_classes} classes but {config_file} sets "
-                              f"MODEL.ROI_HEADS.NUM_CLASSES {cfg.MODEL.ROI_HEADS.NUM_CLASSES}")
-    check_fits(conversion, build_model(cfg), source, config_file)
-    # detectron2's DetectionCheckpointer reads 'model'; the rest is for people
-    return {"model": conversion.state, "class_names": class_names,
-            "kind": f"carafe-det/detectron2/{'mask' if cfg.MODEL.MASK_ON else 'faster'}_rcnn"}
-
-
 def convert_checkpoint(source: str | Path, output: str | Path, engine: str, config_file: str | None = None,
                        opts=()) -> ConvertedCheckpoint:
     """Reads an mmdetection checkpoint, converts it for the engine, checks it against the model that config_file
@@ -376,10 +319,33 @@ def convert_checkpoint(source: str | Path, output: str | Path, engine: str, conf
     check_engine(engine)
     state, meta = read_mmdet_checkpoint(source)
     conversion = convert_state_dict(state, engine, str(source))
-    config_file = resolve_config_path(config_file or conversion.variant.config_path(engine))
+    config_file = resolve_config_path(config_file or f"{engine}/mmdet/{conversion.variant.name}.yaml")
     names = class_names_of(meta, conversion.num_classes, str(source))
-    build = _torchvision_checkpoint if engine == "torchvision" else _detectron2_checkpoint
-    checkpoint = build(conversion, config_file, list(opts), str(source), names)
+    if engine == "torchvision":
+        from .torchvision_engine import build_model, checkpoint_kind, load_torchvision_config
+
+        cfg = load_torchvision_config(config_file, list(opts))
+        cfg.MODEL.BACKBONE.WEIGHTS = ""
+    else:
+        from detectron2.modeling import build_model
+
+        from .detectron2_project import load_detectron2_config
+
+        cfg = load_detectron2_config(config_file, list(opts))
+        cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.WEIGHTS = ""
+    if cfg.MODEL.ROI_HEADS.NUM_CLASSES != conversion.num_classes:
+        raise ConversionError(f"{source} has {conversion.num_classes} classes but {config_file} sets "
+                              f"MODEL.ROI_HEADS.NUM_CLASSES {cfg.MODEL.ROI_HEADS.NUM_CLASSES}")
+    check_fits(conversion, build_model(cfg), str(source), config_file)
+    if engine == "torchvision":
+        checkpoint = {"kind": checkpoint_kind(cfg), "iteration": 0, "config": cfg.to_dict(),
+                      "model": conversion.state, "class_names": names}
+        if names == COCO_CLASS_NAMES:
+            checkpoint["category_ids"] = list(COCO_CATEGORY_IDS)
+    else:  # detectron2's DetectionCheckpointer reads 'model'; the rest is for people
+        checkpoint = {"model": conversion.state, "class_names": names,
+                      "kind": f"carafe-det/detectron2/{'mask' if cfg.MODEL.MASK_ON else 'faster'}_rcnn"}
     checkpoint["converted_from"] = {"file": str(source), "model": conversion.variant.name,
                                     "mmdet_version": str(meta.get("mmdet_version", "")),
                                     "zero_background_rows": conversion.zero_rows}

@@ -58,7 +58,6 @@ class TorchvisionPredictor:
         load_model_weights(self.model, state, checkpoint)
         self.model.to(self.device).eval()
         self.class_names = list(state["class_names"])
-        self.checkpoint = Path(checkpoint)
 
     @torch.no_grad()
     def __call__(self, image: np.ndarray) -> Detections:
@@ -90,7 +89,6 @@ class Detectron2Predictor:
         self.class_names = list(MetadataCatalog.get(dataset).thing_classes)
         self.predictor = DefaultPredictor(cfg)
         self.input_format = cfg.INPUT.FORMAT
-        self.checkpoint = Path(weights)
 
     def __call__(self, image: np.ndarray) -> Detections:
         pixels = image[:, :, ::-1] if self.input_format == "BGR" else image
@@ -103,8 +101,7 @@ class Detectron2Predictor:
 def load_predictor(checkpoint: str | Path, config_file: str | Path | None = None, opts=(), device=None):
     """A detectron2 predictor when config_file (a path or a shipped config's name) is a detectron2 config, else
     the torchvision engine's."""
-    if config_file is not None:
-        config_file = resolve_config_path(str(config_file))
+    config_file = resolve_config_path(config_file)
     if config_file is not None and declared_engine(str(config_file)) is None:
         if not detectron2_available():
             raise ConfigError(f"{config_file} is a detectron2 config, and detectron2 is not installed")

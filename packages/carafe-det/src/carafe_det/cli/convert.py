@@ -19,6 +19,7 @@ from pathlib import Path
 
 from carafe_engine import CommandLineParser, report_user_errors
 
+from ..configs import detectron2_available
 from ..convert import ENGINES, convert_checkpoint
 
 PROG = "carafe-det-convert"
@@ -37,11 +38,8 @@ def main(argv=None) -> int:
     parser.add_argument("opts", nargs="*", default=[], metavar="KEY VALUE",
                         help="config overrides, e.g. MODEL.ROI_HEADS.NUM_CLASSES 20")
     args = parser.parse_intermixed_args(argv)  # flags before or after the KEY VALUE pairs
-    if args.engine == "detectron2":
-        from ..configs import detectron2_available
-
-        if not detectron2_available():
-            parser.error("--engine detectron2: detectron2 is not installed")
+    if args.engine == "detectron2" and not detectron2_available():
+        parser.error("--engine detectron2: detectron2 is not installed")
     if args.output.resolve() == args.input.resolve():
         parser.error(f"--output {args.output} is the input file: give another path")
     return report_user_errors(PROG, lambda: run(args))

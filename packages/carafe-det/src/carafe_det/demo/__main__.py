@@ -107,29 +107,23 @@ def main(argv=None) -> int:
     untrained = load_torchvision_config(resolve_config_path(MODELS["carafe"]), run_opts(data, out / "untrained", opts))
     DetectionTrainer(untrained).evaluate_and_write(0)
 
-    models = {}
-    for name, folder, title in (("untrained", out / "untrained", "untrained (CARAFE, random weights)"),
-                                ("baseline", outputs["baseline"], TITLES["baseline"]),
-                                ("carafe", outputs["carafe"], TITLES["carafe"])):
-        evaluation = json.loads((folder / "eval.json").read_text())
-        models[name] = {"title": title, "bbox": evaluation["bbox"], "segm": evaluation["segm"]}
     predictors = {name: TorchvisionPredictor(outputs[name] / "model_final.pth", device="cpu") for name in MODELS}
-    for name, predictor in predictors.items():
-        models[name]["parameters"] = sum(p.numel() for p in predictor.model.parameters())
-    models["untrained"]["parameters"] = models["carafe"]["parameters"]
+    models = {}
+    for name, title in (("untrained", "untrained (CARAFE, random weights)"), *TITLES.items()):
+        evaluation = json.loads((out / name / "eval.json").read_text())
+        model = predictors["carafe" if name == "untrained" else name].model  # untrained: the CARAFE architecture
+        models[name] = {"title": title, "bbox": evaluation["bbox"], "segm": evaluation["segm"],
+                        "parameters": sum(p.numel() for p in model.parameters())}
     learned = all(models["carafe"][kind]["AP50"] >= models["untrained"][kind]["AP50"] + LEARNED_MARGIN
                   for kind in ("bbox", "segm"))
 
     print("[4/4] figures", flush=True)
     val = CocoDetectionDataset(data, "val", with_masks=True)
-    rows = []
-    for index in range(4):
-        image = read_image(val.image_path(index))
-        rows.append((image, [(TITLES[n], predictors[n](image).above(0.5)) for n in MODELS]))
-    save_detections(rows, out / "detections.png")
-    image = read_image(val.image_path(0))
-    reassembly, scale = model_reassembly(predictors["carafe"], image, level=0)
-    reassembly_figure(image, reassembly, gt_points(val, 0), out / "reassembly.png", scale,
+    images = [read_image(val.image_path(index)) for index in range(4)]
+    save_detections([(image, [(TITLES[n], predictors[n](image).above(0.5)) for n in MODELS]) for image in images],
+                    out / "detections.png")
+    reassembly, scale = model_reassembly(predictors["carafe"], images[0], level=0)
+    reassembly_figure(images[0], reassembly, gt_points(val, 0), out / "reassembly.png", scale,
                       title="CARAFE in the FPN: units of P3 reassembled into P2 locations (object centres, edges)")
     plot_training_curves({TITLES[name]: folder for name, folder in outputs.items()}, out / "training_curves.png",
                          [("loss", "total loss"), ("loss_mask", "mask loss")])

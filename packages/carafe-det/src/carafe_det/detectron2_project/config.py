@@ -19,12 +19,8 @@ both engines.
     """
     cfg.MODEL.FPN.UPSAMPLE = "carafe"
     cfg.MODEL.FPN.TOP_LEVEL = "conv"
-    cfg.MODEL.CARAFE = CN()
-    cfg.MODEL.CARAFE.UP_KERNEL = 5
-    cfg.MODEL.CARAFE.UP_GROUP = 1
-    cfg.MODEL.CARAFE.ENCODER_KERNEL = 3
-    cfg.MODEL.CARAFE.ENCODER_DILATION = 1
-    cfg.MODEL.CARAFE.COMPRESSED_CHANNELS = 64
+    cfg.MODEL.CARAFE = CN({"UP_KERNEL": 5, "UP_GROUP": 1, "ENCODER_KERNEL": 3, "ENCODER_DILATION": 1,
+                           "COMPRESSED_CHANNELS": 64})
     cfg.MODEL.ROI_MASK_HEAD.UPSAMPLE = "carafe"
     cfg.DATASETS.ROOT = ""
 

@@ -5,18 +5,6 @@ from .mask_head import MASK_UPSAMPLERS, DeconvUpsample, MaskUpsamplePredictor, b
 from .norm import BACKBONE_NORMS, FrozenStatsBatchNorm2d, freeze_batchnorm_statistics
 from .upsample import CARAFESettings, build_upsampler
 
-__all__ = [
-    "BACKBONE_NORMS",
-    "CARAFEFPN",
-    "CARAFESettings",
-    "DeconvUpsample",
-    "FrozenStatsBatchNorm2d",
-    "FPN_UPSAMPLERS",
-    "MASK_UPSAMPLERS",
-    "MaskUpsamplePredictor",
-    "TOP_LEVELS",
-    "build_mask_upsampler",
-    "build_upsampler",
-    "freeze_batchnorm_statistics",
-    "crop_like",
-]
+__all__ = ["BACKBONE_NORMS", "CARAFEFPN", "CARAFESettings", "DeconvUpsample", "FrozenStatsBatchNorm2d",
+           "FPN_UPSAMPLERS", "MASK_UPSAMPLERS", "MaskUpsamplePredictor", "TOP_LEVELS", "build_mask_upsampler",
+           "build_upsampler", "crop_like", "freeze_batchnorm_statistics"]

@@ -43,7 +43,6 @@ class MaskUpsamplePredictor(nn.Module):
     def __init__(self, channels: int, num_classes: int, upsample: str = "carafe", scale_factor: int = 2,
                  carafe: CARAFESettings = CARAFESettings()):
         super().__init__()
-        self.upsample_kind = upsample
         self.upsample = build_mask_upsampler(upsample, channels, scale_factor, carafe)
         self.mask_fcn_logits = nn.Conv2d(channels, num_classes, 1)
         # small logits at the start (detectron2's mask predictor init)

@@ -33,11 +33,6 @@ def random_batch(batch: int, size: tuple[int, int], objects: int, num_classes: i
     return images, targets
 
 
-def describe(cfg) -> str:
-    text = f"{'mask' if cfg.MODEL.MASK_ON else 'faster'} FPN {cfg.MODEL.FPN.UPSAMPLE}"
-    return text + (f", mask {cfg.MODEL.ROI_MASK_HEAD.UPSAMPLE}" if cfg.MODEL.MASK_ON else "")
-
-
 def benchmark_config(config: str, device: torch.device, batch: int, size: tuple[int, int], objects: int,
                      warmup: int, steps: int, seed: int = 0) -> dict:
     cfg = load_torchvision_config(resolve_config_path(config), ["MODEL.DEVICE", device.type])
@@ -54,15 +49,14 @@ def benchmark_config(config: str, device: torch.device, batch: int, size: tuple[
     if device.type == "cuda":
         torch.cuda.empty_cache()
     timing = time_steps(lambda step: train_step(model, optimizer, scaler, images, targets, device, step,
-                                                     cfg.SOLVER.CLIP_GRADIENTS)[0], device,
-                        warmup, steps)
+                                                cfg.SOLVER.CLIP_GRADIENTS)[0], device, warmup, steps)
+    m = cfg.MODEL
     padded = model.transform([torch.zeros(3, *size, device=device)])[0].tensors.shape[-2:]  # resized and padded
     return {
         "config": config,
-        "model": describe(cfg),
-        "median_step_s": timing["median_step_s"],
-        "step_times_s": timing["step_times_s"],
-        "peak_memory_gib": timing["peak_memory_gib"],
+        "model": f"{'mask' if m.MASK_ON else 'faster'} FPN {m.FPN.UPSAMPLE}"
+                 + (f", mask {m.ROI_MASK_HEAD.UPSAMPLE}" if m.MASK_ON else ""),
+        **{key: timing[key] for key in ("median_step_s", "step_times_s", "peak_memory_gib")},
         "parameters": sum(p.numel() for p in model.parameters()),
         "neck_parameters": sum(p.numel() for p in model.backbone.fpn.parameters()),
         "padded_input": list(padded),

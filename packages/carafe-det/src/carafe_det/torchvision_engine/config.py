@@ -29,7 +29,8 @@ DEFAULTS: dict = {
         "FPN": {
             "OUT_CHANNELS": 256,
             "UPSAMPLE": "carafe",  # carafe | nearest: the top-down pathway's x2 upsampler
-            "TOP_LEVEL": "conv",  # conv: FPN_CARAFE's P6 (a stride-2 conv in the top-down pathway); maxpool: standard FPN
+            # conv: FPN_CARAFE's P6 (a stride-2 conv in the top-down pathway); maxpool: the standard FPN's
+            "TOP_LEVEL": "conv",
         },
         "ANCHOR_GENERATOR": {
             "SIZES": [[32], [64], [128], [256], [512]], "ASPECT_RATIOS": [0.5, 1.0, 2.0],
@@ -93,31 +94,27 @@ NON_NEGATIVE = (lambda v: v >= 0, ">= 0")
 DETECTRON2_ONLY_KEYS = ("'MODEL.META_ARCHITECTURE'", "'VERSION'", "'MODEL.RESNETS'", "'MODEL.PROPOSAL_GENERATOR'")
 
 
+# the keys that take one of a fixed set of values
+CHOICES = {"MODEL.BACKBONE.NAME": BACKBONES, "MODEL.BACKBONE.NORM": BACKBONE_NORMS,
+           "MODEL.FPN.UPSAMPLE": FPN_UPSAMPLERS, "MODEL.FPN.TOP_LEVEL": TOP_LEVELS,
+           "MODEL.ROI_MASK_HEAD.UPSAMPLE": MASK_UPSAMPLERS, "MODEL.ANCHOR_GENERATOR.STYLE": ANCHOR_STYLES,
+           "MODEL.ROI_BOX_HEAD.POOLER_TYPE": POOLER_TYPES, "MODEL.ROI_MASK_HEAD.POOLER_TYPE": POOLER_TYPES,
+           "MODEL.ROI_MASK_HEAD.PASTE": MASK_PASTES, "INPUT.RESIZE_ROUNDING": RESIZE_ROUNDINGS}
+
+
 def add_det_config(cfg: CfgNode) -> CfgNode:
     """carafe-det's keys (torchvision engine) on the engine's base tree (carafe_engine.get_cfg()), its defaults for
-    the shared ones, and the keys that take one of a fixed set of values."""
+    the shared ones, and their CHOICES."""
     add_defaults(cfg, DEFAULTS)
-    set_choices(cfg, "MODEL.BACKBONE.NAME", BACKBONES)
-    set_choices(cfg, "MODEL.BACKBONE.NORM", BACKBONE_NORMS)
-    set_choices(cfg, "MODEL.FPN.UPSAMPLE", FPN_UPSAMPLERS)
-    set_choices(cfg, "MODEL.FPN.TOP_LEVEL", TOP_LEVELS)
-    set_choices(cfg, "MODEL.ROI_MASK_HEAD.UPSAMPLE", MASK_UPSAMPLERS)
-    set_choices(cfg, "MODEL.ANCHOR_GENERATOR.STYLE", ANCHOR_STYLES)
-    set_choices(cfg, "MODEL.ROI_BOX_HEAD.POOLER_TYPE", POOLER_TYPES)
-    set_choices(cfg, "MODEL.ROI_MASK_HEAD.POOLER_TYPE", POOLER_TYPES)
-    set_choices(cfg, "MODEL.ROI_MASK_HEAD.PASTE", MASK_PASTES)
-    set_choices(cfg, "INPUT.RESIZE_ROUNDING", RESIZE_ROUNDINGS)
+    for key, choices in CHOICES.items():
+        set_choices(cfg, key, choices)
     return cfg
-
-
-def default_config() -> CfgNode:
-    return add_det_config(get_cfg())
 
 
 def load_torchvision_config(path: str | Path | None = None, opts=()) -> CfgNode:
     """DEFAULTS <- the YAML file (and its _BASE_ chain) <- overrides; checks the values' ranges."""
     try:
-        cfg = load_config(default_config(), path, opts)
+        cfg = load_config(add_det_config(get_cfg()), path, opts)
     except ConfigError as error:
         # keys only detectron2's config has: point to the engine that reads this file
         if any(key in str(error) for key in DETECTRON2_ONLY_KEYS):

@@ -13,6 +13,7 @@ import torch.distributed as dist
 from carafe_engine import get_rank, get_world_size
 from pycocotools.cocoeval import COCOeval
 from torch import nn
+from torchvision.ops import box_convert
 
 from .data import CocoDetectionDataset
 
@@ -20,8 +21,7 @@ STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
 def _to_coco_results(dataset: CocoDetectionDataset, image_id: int, output: dict, with_masks: bool) -> list[dict]:
-    boxes = output["boxes"].cpu()
-    xywh = torch.cat([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1).tolist()
+    xywh = box_convert(output["boxes"].cpu(), "xyxy", "xywh").tolist()
     labels = output["labels"].cpu().tolist()
     scores = output["scores"].cpu().tolist()
     results = [{"image_id": image_id, "category_id": dataset.category_ids[label - 1], "bbox": box, "score": score}
@@ -50,7 +50,7 @@ def predict_dataset(model: nn.Module, dataset: CocoDetectionDataset, device: tor
     return results
 
 
-def score(dataset: CocoDetectionDataset, results: list[dict], with_masks: bool, verbose: bool = False) -> dict:
+def score(dataset: CocoDetectionDataset, results: list[dict], with_masks: bool) -> dict:
     """{'bbox': {'AP': .., 'AP50': .., ...}, 'segm': {...}} in percent (COCO's summary numbers; None where the
     data has no object of that size)."""
     metrics = {}
@@ -58,15 +58,12 @@ def score(dataset: CocoDetectionDataset, results: list[dict], with_masks: bool, 
         if not results:  # pycocotools cannot load an empty result list; nothing detected scores zero
             metrics[iou_type] = {name: 0.0 for name in STAT_NAMES}
             continue
-        quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
-        with quiet:
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools' prints
             detections = dataset.coco.loadRes(results)
             evaluator = COCOeval(dataset.coco, detections, iou_type)
             evaluator.params.imgIds = dataset.image_ids
             evaluator.evaluate()
             evaluator.accumulate()
-            if verbose:
-                print(f"COCO {iou_type}:")
             evaluator.summarize()
         # -1 means "no ground truth of that size": None (null in JSON) rather than a score
         metrics[iou_type] = {name: float(v) * 100 if v >= 0 else None
@@ -75,7 +72,7 @@ def score(dataset: CocoDetectionDataset, results: list[dict], with_masks: bool, 
 
 
 def evaluate(model: nn.Module, dataset: CocoDetectionDataset, device: torch.device, with_masks: bool,
-             verbose: bool = False, batch_size: int = 2) -> dict | None:
+             batch_size: int = 2) -> dict | None:
     """Runs on every process (batch_size images at a time, padded to a common size); returns the metrics on the
     main process and None on the others."""
     results = predict_dataset(model, dataset, device, batch_size=batch_size, with_masks=with_masks)
@@ -85,4 +82,4 @@ def evaluate(model: nn.Module, dataset: CocoDetectionDataset, device: torch.devi
         results = [r for part in gathered for r in part]
     if get_rank() != 0:
         return None
-    return score(dataset, results, with_masks, verbose)
+    return score(dataset, results, with_masks)

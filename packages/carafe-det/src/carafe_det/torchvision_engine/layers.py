@@ -75,9 +75,7 @@ class ExactAnchorGenerator(AnchorGenerator):
     def forward(self, image_list: ImageList, feature_maps: List[Tensor]) -> List[Tensor]:
         grid_sizes = [feature_map.shape[-2:] for feature_map in feature_maps]
         dtype, device = feature_maps[0].dtype, feature_maps[0].device
-        strides = [[torch.tensor(s, dtype=torch.int64, device=device), torch.tensor(s, dtype=torch.int64,
-                                                                                   device=device)]
-                   for s in self.strides]
+        strides = [[torch.tensor(s, dtype=torch.int64, device=device)] * 2 for s in self.strides]
         self.set_cell_anchors(dtype, device)
         per_level = self.grid_anchors(grid_sizes, strides)
         return [torch.cat(per_level) for _ in range(len(image_list.image_sizes))]
@@ -145,10 +143,8 @@ class ExactTransform(TrainTestTransform):
         height, width = image.shape[-2], image.shape[-1]
         side = self.torch_choice(self.min_size) if self.training else self.min_size[-1]
         scale = min(float(side) / min(height, width), float(self.max_size) / max(height, width))
-        if self.round_size:
-            size = [int(height * scale + 0.5), int(width * scale + 0.5)]
-        else:
-            size = [int(height * scale), int(width * scale)]
+        offset = 0.5 if self.round_size else 0.0  # round, or floor as torchvision
+        size = [int(height * scale + offset), int(width * scale + offset)]
         image = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
         if target is None:
             return image, target
@@ -161,15 +157,13 @@ class ExactTransform(TrainTestTransform):
                     original_image_sizes: List[Tuple[int, int]]) -> List[Dict[str, Tensor]]:
         if self.training:
             return result
-        for i, (resized, original) in enumerate(zip(image_shapes, original_image_sizes)):
-            boxes = resize_boxes(result[i]["boxes"], resized, original)
-            result[i]["boxes"] = boxes
-            if "masks" in result[i]:
-                masks = result[i]["masks"]
-                if self.exact_paste:
-                    result[i]["masks"] = paste_masks_exact(masks, boxes, original[0], original[1])
-                else:
-                    result[i]["masks"] = paste_masks_in_image(masks, boxes, original)
+        for prediction, resized, original in zip(result, image_shapes, original_image_sizes):
+            prediction["boxes"] = resize_boxes(prediction["boxes"], resized, original)
+            if "masks" in prediction and self.exact_paste:
+                prediction["masks"] = paste_masks_exact(prediction["masks"], prediction["boxes"], original[0],
+                                                        original[1])
+            elif "masks" in prediction:
+                prediction["masks"] = paste_masks_in_image(prediction["masks"], prediction["boxes"], original)
         return result
 
 

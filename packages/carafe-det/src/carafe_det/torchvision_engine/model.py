@@ -40,10 +40,9 @@ class TinyResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         channels = widths[0]
         for i, width in enumerate(widths, start=1):
-            stride = 1 if i == 1 else 2
-            down = None
-            if stride != 1 or channels != width:
-                down = nn.Sequential(nn.Conv2d(channels, width, 1, stride, bias=False), norm_layer(width))
+            stride = 1 if i == 1 else 2  # res2 keeps the stem's size and width
+            down = None if i == 1 else nn.Sequential(nn.Conv2d(channels, width, 1, stride, bias=False),
+                                                     norm_layer(width))
             setattr(self, f"layer{i}", nn.Sequential(BasicBlock(channels, width, stride, down, norm_layer=norm_layer)))
             channels = width
 
@@ -89,15 +88,12 @@ def build_model(cfg: CfgNode) -> nn.Module:
     anchors = build_anchor_generator(sizes, m.ANCHOR_GENERATOR.ASPECT_RATIOS, m.ANCHOR_GENERATOR.STYLE)
     num_classes = m.ROI_HEADS.NUM_CLASSES + 1  # torchvision counts the background class
     channels = backbone.out_channels
-    box_pool = build_roi_pooler(7, m.ROI_BOX_HEAD.POOLER_TYPE, m.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO)
     common = dict(
-        min_size=cfg.INPUT.MIN_SIZE_TRAIN, max_size=cfg.INPUT.MAX_SIZE_TRAIN,
-        size_divisible=cfg.INPUT.SIZE_DIVISIBILITY,
         rpn_anchor_generator=anchors,
         rpn_pre_nms_top_n_train=m.RPN.PRE_NMS_TOPK_TRAIN, rpn_pre_nms_top_n_test=m.RPN.PRE_NMS_TOPK_TEST,
         rpn_post_nms_top_n_train=m.RPN.POST_NMS_TOPK_TRAIN, rpn_post_nms_top_n_test=m.RPN.POST_NMS_TOPK_TEST,
         rpn_nms_thresh=m.RPN.NMS_THRESH, rpn_batch_size_per_image=m.RPN.BATCH_SIZE_PER_IMAGE,
-        box_roi_pool=box_pool,
+        box_roi_pool=build_roi_pooler(7, m.ROI_BOX_HEAD.POOLER_TYPE, m.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO),
         box_head=TwoMLPHead(channels * 7 * 7, m.ROI_BOX_HEAD.FC_DIM),
         box_predictor=FastRCNNPredictor(m.ROI_BOX_HEAD.FC_DIM, num_classes),
         box_score_thresh=m.ROI_HEADS.SCORE_THRESH_TEST, box_nms_thresh=m.ROI_HEADS.NMS_THRESH_TEST,
@@ -116,19 +112,14 @@ def build_model(cfg: CfgNode) -> nn.Module:
             mask_predictor=MaskUpsamplePredictor(head.CONV_DIM, num_classes, upsample=head.UPSAMPLE, scale_factor=2,
                                                  carafe=CARAFESettings.from_config(m.CARAFE)),
         )
-    set_test_sizes(model, cfg)
-    return model
-
-
-def set_test_sizes(model: nn.Module, cfg: CfgNode) -> None:
-    """Gives the model a TrainTestTransform with INPUT.MIN/MAX_SIZE_TRAIN and _TEST (an ExactTransform with
-    INPUT.RESIZE_ROUNDING nearest or MODEL.ROI_MASK_HEAD.PASTE exact)."""
-    old = model.transform
+    # torchvision's transform replaced, keeping its image mean and std: the train and test sizes switched by the
+    # mode, mmdetection's geometry by INPUT.RESIZE_ROUNDING nearest or MODEL.ROI_MASK_HEAD.PASTE exact
     model.transform = build_transform(((cfg.INPUT.MIN_SIZE_TRAIN,), cfg.INPUT.MAX_SIZE_TRAIN),
-                                      ((cfg.INPUT.MIN_SIZE_TEST,), cfg.INPUT.MAX_SIZE_TEST), old.image_mean,
-                                      old.image_std, old.size_divisible, cfg.INPUT.RESIZE_ROUNDING,
-                                      cfg.MODEL.ROI_MASK_HEAD.PASTE)
+                                      ((cfg.INPUT.MIN_SIZE_TEST,), cfg.INPUT.MAX_SIZE_TEST), model.transform.image_mean,
+                                      model.transform.image_std, cfg.INPUT.SIZE_DIVISIBILITY, cfg.INPUT.RESIZE_ROUNDING,
+                                      m.ROI_MASK_HEAD.PASTE)
     model.transform.train(model.training)
+    return model
 
 
 # the config keys that tell the models apart, named when a checkpoint of another one is loaded

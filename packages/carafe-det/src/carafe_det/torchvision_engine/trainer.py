@@ -19,7 +19,7 @@ from torch import nn
 
 from .config import checkpoint_kind
 from .data import CocoDetectionDataset, collate
-from .evaluate import evaluate
+from .evaluate import STAT_NAMES, evaluate
 from .model import MODEL_KEYS, build_model
 
 
@@ -82,7 +82,7 @@ def build_optimizer(cfg, model: nn.Module):
 
 def format_metrics(results: dict, title: str) -> str:
     """A table of the box (and mask) AP numbers of evaluate()'s results."""
-    lines = [title, f"{'':6}" + "".join(f"{name:>8}" for name in ("AP", "AP50", "AP75", "APs", "APm", "APl"))]
+    lines = [title, f"{'':6}" + "".join(f"{name:>8}" for name in STAT_NAMES)]
     for kind in ("bbox", "segm"):
         if kind in results:
             lines.append(f"{kind:6}" + "".join(f"{v:8.2f}" if v is not None else f"{'-':>8}"
@@ -148,9 +148,8 @@ class DetectionTrainer(Trainer):
     def evaluate(self) -> dict | None:
         metrics = evaluate(self.models["model"], self.test_set, self.device, self.cfg.MODEL.MASK_ON,
                            batch_size=self.cfg.TEST.IMS_PER_BATCH)
-        if metrics is None:
-            return None
-        return {"dataset": self.test_set.image_dir.name, "images": len(self.test_set), **metrics}
+        return None if metrics is None else {"dataset": self.test_set.image_dir.name, "images": len(self.test_set),
+                                             **metrics}
 
     def summarize(self, results: dict) -> str:
         return format_metrics(results, f"{self.test_set.annotation_file.name} ({results['images']} images)")
