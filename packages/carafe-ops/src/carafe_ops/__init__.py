@@ -6,6 +6,8 @@
 torch.Size([1, 256, 50, 68])
 """
 
+from importlib import metadata as _metadata
+
 from ._build import build_info, check_cuda_compatibility, has_cuda
 
 check_cuda_compatibility()
@@ -21,17 +23,11 @@ from ._ops import (  # noqa: E402
 from .functional import carafe, carafe_normalized, normalize_kernels  # noqa: E402
 from .modules import CARAFE, CARAFEPack  # noqa: E402
 
-def _version() -> str:
-    # the installed distribution's version carries the variant label (0.1.0+cu130); the library's own otherwise
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("carafe-ops")
-    except PackageNotFoundError:
-        return build_info()["version"]
-
-
-__version__ = _version()
+# the installed distribution's version carries the variant label (0.1.0+cu130); the library's own otherwise
+try:
+    __version__ = _metadata.version("carafe-ops")
+except _metadata.PackageNotFoundError:
+    __version__ = build_info()["version"]
 
 
 def __getattr__(name: str):

@@ -18,11 +18,10 @@ def build_info() -> dict:
     """
     raw = _C.build_info()
     cuda = bool(raw["cuda"])
-    version = raw["cuda_runtime_version"]
     return {
         "version": raw["version"],
         "backends": ["cpu", "cuda"] if cuda else ["cpu"],
-        "cuda_version": f"{version // 1000}.{version % 1000 // 10}" if cuda else None,
+        "cuda_version": _cuda_text(raw["cuda_runtime_version"]) if cuda else None,
         "cuda_architectures": raw["cuda_architectures"].split(",") if cuda else [],
         "cxx_compiler": raw["cxx_compiler"],
     }

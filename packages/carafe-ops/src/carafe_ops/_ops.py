@@ -38,20 +38,22 @@ def _memory_format(tensor: Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def _new_output(features: Tensor, masks: Tensor) -> Tensor:
-    """(N, C) of the features, spatial size of the masks, layout of the features."""
-    shape = (*features.shape[:2], *masks.shape[2:])
-    return features.new_empty(shape).contiguous(memory_format=_memory_format(features))
+def _empty_like(tensor: Tensor) -> Tensor:
+    return torch.empty_like(tensor, memory_format=_memory_format(tensor))
 
 
-def _problem(features: Tensor, masks: Tensor, kernel_size: int, group_size: int, scale_factor: int):
+def _new_output(features: Tensor, out_size) -> Tensor:
+    """(N, C) of the features, the given spatial size, layout of the features."""
+    return features.new_empty((*features.shape[:2], *out_size)).contiguous(memory_format=_memory_format(features))
+
+
+def _problem(features: Tensor, kernel_size: int, group_size: int, scale_factor: int, *out_size):
+    """out_size: the masks' spatial size; none for the fused normalizer (its outputs are sigma*H x sigma*W)."""
     n, c, h, w = features.shape
-    out_h, out_w = masks.shape[2:]
-    return _C.Problem(n, c, h, w, kernel_size, group_size, scale_factor, _DTYPES[features.dtype], out_h, out_w)
+    return _C.Problem(n, c, h, w, kernel_size, group_size, scale_factor, _DTYPES[features.dtype], *out_size)
 
 
 def _check_op_args(features, masks, kernel_size, group_size, scale_factor) -> None:
-    """The ops take the output size from the masks (the public functions check it against scale_factor or size)."""
     size = masks.shape[2:] if isinstance(masks, Tensor) and masks.dim() == 4 else None
     check_reassemble_args(features, masks, kernel_size, group_size, scale_factor, size)
 
@@ -82,61 +84,55 @@ def _ref(tensor: Tensor):
     return tensor.data_ptr(), tuple(tensor.stride())
 
 
+# The fake kernels check the arguments and allocate the outputs; the real kernels start with them.
+def _reassemble_fake(features, masks, kernel_size, group_size, scale_factor):
+    _check_op_args(features, masks, kernel_size, group_size, scale_factor)
+    return _new_output(features, masks.shape[2:])
+
+
+def _reassemble_backward_fake(grad_output, features, masks, kernel_size, group_size, scale_factor):
+    _check_op_args(features, masks, kernel_size, group_size, scale_factor)
+    check_grad_output(grad_output, features, masks.shape[2:])
+    return _empty_like(features), _empty_like(masks)
+
+
+def _normalized_output_size(features: Tensor, scale_factor: int) -> tuple:
+    return features.shape[2] * scale_factor, features.shape[3] * scale_factor
+
+
+def _reassemble_normalized_fake(features, logits, kernel_size, group_size, scale_factor):
+    check_normalized_args(features, logits, kernel_size, group_size, scale_factor)
+    return _new_output(features, _normalized_output_size(features, scale_factor))
+
+
+def _reassemble_normalized_backward_fake(grad_output, features, logits, kernel_size, group_size, scale_factor):
+    check_normalized_args(features, logits, kernel_size, group_size, scale_factor)
+    check_grad_output(grad_output, features, _normalized_output_size(features, scale_factor))
+    return _empty_like(features), _empty_like(logits)
+
+
 @torch.library.custom_op("carafe::reassemble", mutates_args=())
 def reassemble(features: Tensor, masks: Tensor, kernel_size: int, group_size: int, scale_factor: int) -> Tensor:
-    _check_op_args(features, masks, kernel_size, group_size, scale_factor)
+    output = _reassemble_fake(features, masks, kernel_size, group_size, scale_factor)
     device = _device(features)
-    output = _new_output(features, masks)
-    problem = _problem(features, masks, kernel_size, group_size, scale_factor)
+    problem = _problem(features, kernel_size, group_size, scale_factor, *masks.shape[2:])
     with _on_device(features):
         _C.reassemble_forward(problem, device, _ref(features), _ref(masks), _ref(output))
     return output
-
-
-@reassemble.register_fake
-def _reassemble_fake(features, masks, kernel_size, group_size, scale_factor):
-    _check_op_args(features, masks, kernel_size, group_size, scale_factor)
-    return _new_output(features, masks)
 
 
 @torch.library.custom_op("carafe::reassemble_backward", mutates_args=())
 def reassemble_backward(
     grad_output: Tensor, features: Tensor, masks: Tensor, kernel_size: int, group_size: int, scale_factor: int
 ) -> tuple[Tensor, Tensor]:
-    _check_op_args(features, masks, kernel_size, group_size, scale_factor)
-    check_grad_output(grad_output, features, masks.shape[2:])
+    grad_features, grad_masks = _reassemble_backward_fake(grad_output, features, masks, kernel_size, group_size,
+                                                          scale_factor)
     device = _device(features)
-    grad_features = torch.empty_like(features, memory_format=_memory_format(features))
-    grad_masks = torch.empty_like(masks, memory_format=_memory_format(masks))
-    problem = _problem(features, masks, kernel_size, group_size, scale_factor)
+    problem = _problem(features, kernel_size, group_size, scale_factor, *masks.shape[2:])
     with _on_device(features):
         _C.reassemble_backward(problem, device, _ref(grad_output), _ref(features), _ref(masks), _ref(grad_features),
                                _ref(grad_masks))
     return grad_features, grad_masks
-
-
-@reassemble_backward.register_fake
-def _reassemble_backward_fake(grad_output, features, masks, kernel_size, group_size, scale_factor):
-    _check_op_args(features, masks, kernel_size, group_size, scale_factor)
-    check_grad_output(grad_output, features, masks.shape[2:])
-    grad_features = torch.empty_like(features, memory_format=_memory_format(features))
-    grad_masks = torch.empty_like(masks, memory_format=_memory_format(masks))
-    return grad_features, grad_masks
-
-
-def _setup_context(ctx, inputs, output):
-    features, masks, kernel_size, group_size, scale_factor = inputs
-    ctx.save_for_backward(features, masks)
-    ctx.hyperparameters = (kernel_size, group_size, scale_factor)
-
-
-def _backward(ctx, grad_output):
-    features, masks = ctx.saved_tensors
-    grad_features, grad_masks = reassemble_backward(grad_output, features, masks, *ctx.hyperparameters)
-    return grad_features, grad_masks, None, None, None
-
-
-reassemble.register_autograd(_backward, setup_context=_setup_context)
 
 
 @torch.library.custom_op("carafe::reassemble_normalized", mutates_args=())
@@ -145,31 +141,22 @@ def reassemble_normalized(
 ) -> Tensor:
     """The fused kernel normalizer: reassembly with masks = softmax over taps of pixel_shuffle(logits), made
     inside the kernel (never written to memory)."""
-    check_normalized_args(features, logits, kernel_size, group_size, scale_factor)
+    output = _reassemble_normalized_fake(features, logits, kernel_size, group_size, scale_factor)
     device = _device(features)
-    output = _new_normalized_output(features, scale_factor)
-    problem = _problem_normalized(features, kernel_size, group_size, scale_factor)
+    problem = _problem(features, kernel_size, group_size, scale_factor)
     with _on_device(features):
         _C.reassemble_normalized_forward(problem, device, _ref(features), _ref(logits), _ref(output))
     return output
-
-
-@reassemble_normalized.register_fake
-def _reassemble_normalized_fake(features, logits, kernel_size, group_size, scale_factor):
-    check_normalized_args(features, logits, kernel_size, group_size, scale_factor)
-    return _new_normalized_output(features, scale_factor)
 
 
 @torch.library.custom_op("carafe::reassemble_normalized_backward", mutates_args=())
 def reassemble_normalized_backward(
     grad_output: Tensor, features: Tensor, logits: Tensor, kernel_size: int, group_size: int, scale_factor: int
 ) -> tuple[Tensor, Tensor]:
-    check_normalized_args(features, logits, kernel_size, group_size, scale_factor)
-    check_grad_output(grad_output, features, _normalized_output_size(features, scale_factor))
+    grad_features, grad_logits = _reassemble_normalized_backward_fake(grad_output, features, logits, kernel_size,
+                                                                      group_size, scale_factor)
     device = _device(features)
-    problem = _problem_normalized(features, kernel_size, group_size, scale_factor)
-    grad_features = torch.empty_like(features, memory_format=_memory_format(features))
-    grad_logits = torch.empty_like(logits, memory_format=_memory_format(logits))
+    problem = _problem(features, kernel_size, group_size, scale_factor)
     # CUDA: the softmax max and 1/sum of each output pixel (2/k^2 of the masks' size); none on the CPU
     workspace = torch.empty(_C.normalized_backward_workspace_bytes(problem, device), dtype=torch.uint8,
                             device=features.device)
@@ -179,35 +166,24 @@ def reassemble_normalized_backward(
     return grad_features, grad_logits
 
 
-@reassemble_normalized_backward.register_fake
-def _reassemble_normalized_backward_fake(grad_output, features, logits, kernel_size, group_size, scale_factor):
-    check_normalized_args(features, logits, kernel_size, group_size, scale_factor)
-    check_grad_output(grad_output, features, _normalized_output_size(features, scale_factor))
-    return (torch.empty_like(features, memory_format=_memory_format(features)),
-            torch.empty_like(logits, memory_format=_memory_format(logits)))
+def _setup_context(ctx, inputs, output):
+    features, masks, kernel_size, group_size, scale_factor = inputs
+    ctx.save_for_backward(features, masks)
+    ctx.hyperparameters = (kernel_size, group_size, scale_factor)
 
 
-def _backward_normalized(ctx, grad_output):
-    features, logits = ctx.saved_tensors
-    grad_features, grad_logits = reassemble_normalized_backward(grad_output, features, logits, *ctx.hyperparameters)
-    return grad_features, grad_logits, None, None, None
+def _register(op, backward_op, fake, backward_fake) -> None:
+    def backward(ctx, grad_output):
+        return (*backward_op(grad_output, *ctx.saved_tensors, *ctx.hyperparameters), None, None, None)
+
+    op.register_fake(fake)
+    backward_op.register_fake(backward_fake)
+    op.register_autograd(backward, setup_context=_setup_context)
 
 
-reassemble_normalized.register_autograd(_backward_normalized, setup_context=_setup_context)
-
-
-def _normalized_output_size(features: Tensor, scale_factor: int) -> tuple:
-    return features.shape[2] * scale_factor, features.shape[3] * scale_factor
-
-
-def _new_normalized_output(features: Tensor, scale_factor: int) -> Tensor:
-    shape = (*features.shape[:2], *_normalized_output_size(features, scale_factor))
-    return features.new_empty(shape).contiguous(memory_format=_memory_format(features))
-
-
-def _problem_normalized(features: Tensor, kernel_size: int, group_size: int, scale_factor: int):
-    n, c, h, w = features.shape
-    return _C.Problem(n, c, h, w, kernel_size, group_size, scale_factor, _DTYPES[features.dtype])
+_register(reassemble, reassemble_backward, _reassemble_fake, _reassemble_backward_fake)
+_register(reassemble_normalized, reassemble_normalized_backward, _reassemble_normalized_fake,
+          _reassemble_normalized_backward_fake)
 
 
 def reassemble_flops(features_shape, masks_shape, kernel_size: int) -> int:
@@ -218,28 +194,14 @@ def reassemble_flops(features_shape, masks_shape, kernel_size: int) -> int:
     return 2 * n * c * out_h * out_w * kernel_size * kernel_size
 
 
-@register_flop_formula(torch.ops.carafe.reassemble)
-def _reassemble_flop(features_shape, masks_shape, kernel_size, group_size, scale_factor, *args, **kwargs) -> int:
-    return reassemble_flops(features_shape, masks_shape, kernel_size)
+@register_flop_formula([torch.ops.carafe.reassemble, torch.ops.carafe.reassemble_normalized])
+def _forward_flop(features_shape, masks_or_logits_shape, kernel_size, *args, out_shape, **kwargs) -> int:
+    # the reassembly; the fused normalizer's softmax is not a multiply-add and is not counted (as FlopCounterMode
+    # does for softmax)
+    return reassemble_flops(features_shape, out_shape, kernel_size)
 
 
-@register_flop_formula(torch.ops.carafe.reassemble_normalized)
-def _reassemble_normalized_flop(features_shape, logits_shape, kernel_size, group_size, scale_factor, *args,
-                                **kwargs) -> int:
-    # the reassembly; the softmax is not a multiply-add and is not counted (as FlopCounterMode does for softmax)
-    n, c, h, w = features_shape
-    return reassemble_flops(features_shape, (n, c, scale_factor * h, scale_factor * w), kernel_size)
-
-
-@register_flop_formula(torch.ops.carafe.reassemble_normalized_backward)
-def _reassemble_normalized_backward_flop(grad_output_shape, features_shape, logits_shape, kernel_size, group_size,
-                                         scale_factor, *args, **kwargs) -> int:
+@register_flop_formula([torch.ops.carafe.reassemble_backward, torch.ops.carafe.reassemble_normalized_backward])
+def _backward_flop(grad_output_shape, features_shape, masks_or_logits_shape, kernel_size, *args, **kwargs) -> int:
+    # grad_features and grad_masks (or grad_logits) each cost as much as the forward
     return 2 * reassemble_flops(features_shape, grad_output_shape, kernel_size)
-
-
-@register_flop_formula(torch.ops.carafe.reassemble_backward)
-def _reassemble_backward_flop(
-    grad_output_shape, features_shape, masks_shape, kernel_size, group_size, scale_factor, *args, **kwargs
-) -> int:
-    # grad_features and grad_masks each cost as much as the forward
-    return 2 * reassemble_flops(features_shape, masks_shape, kernel_size)

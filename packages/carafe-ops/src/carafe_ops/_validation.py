@@ -14,10 +14,9 @@ def check_hyperparameters(kernel_size, group_size, scale_factor) -> None:
             raise TypeError(f"carafe: {name} must be an int, got {type(value).__name__} ({value!r})")
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"carafe: kernel_size must be an odd integer >= 1, got {kernel_size}")
-    if group_size < 1:
-        raise ValueError(f"carafe: group_size must be an integer >= 1, got {group_size}")
-    if scale_factor < 1:
-        raise ValueError(f"carafe: scale_factor must be an integer >= 1, got {scale_factor}")
+    for name, value in (("group_size", group_size), ("scale_factor", scale_factor)):
+        if value < 1:
+            raise ValueError(f"carafe: {name} must be an integer >= 1, got {value}")
 
 
 def _check_tensor(name: str, tensor) -> None:

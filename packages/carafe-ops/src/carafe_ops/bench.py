@@ -14,7 +14,10 @@ memory a call allocates beyond its inputs.
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import json
+from importlib.util import find_spec
 import platform
 import statistics
 import time
@@ -83,14 +86,19 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-_L2_FLUSH: dict[torch.device, torch.Tensor] = {}
+@functools.cache
+def _l2_flush_buffer(device: torch.device) -> torch.Tensor:
+    """A buffer larger than any GPU's L2 cache (H100/H200: 50/60 MB): overwriting it evicts the inputs."""
+    return torch.empty(256 * 2**20, dtype=torch.uint8, device=device)
 
 
-def _flush_l2(device: torch.device) -> None:
-    """Overwrites a buffer larger than any GPU's L2 cache (H100/H200: 50/60 MB), evicting the inputs."""
-    if device not in _L2_FLUSH:
-        _L2_FLUSH[device] = torch.empty(256 * 2**20, dtype=torch.uint8, device=device)
-    _L2_FLUSH[device].zero_()
+def no_grad(fn: Callable, *args) -> Callable[[], object]:
+    """fn(*args) as a call without autograd, to time."""
+    def run():
+        with torch.no_grad():
+            return fn(*args)
+
+    return run
 
 
 def measure_ms(fn: Callable[[], object], device: torch.device, *, min_time_s: float | None = None,
@@ -107,7 +115,7 @@ def measure_ms(fn: Callable[[], object], device: torch.device, *, min_time_s: fl
     start_all = time.perf_counter()
     while len(times) < 3 or (time.perf_counter() - start_all < min_time_s and len(times) < max_reps):
         if cuda:
-            _flush_l2(device)
+            _l2_flush_buffer(device).zero_()
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             fn()
@@ -147,8 +155,7 @@ def counted_flops(fn: Callable[[], object]) -> int:
     products, the CARAFE ops)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    counter = FlopCounterMode(display=False)
-    with counter:
+    with FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops()
 
@@ -176,7 +183,7 @@ def unfold_carafe(x, m, k: int, g: int, s: int):
 
 
 def _cases(wl: Workload, dtype: torch.dtype, device: torch.device, with_reference: bool):
-    """(method, pass, callable, bytes that must move) for one workload."""
+    """(method, pass, callable, bytes that must move, flops) for one workload."""
     n, c, h, w, k, g, s = wl.n, wl.c, wl.h, wl.w, wl.k, wl.g, wl.s
     item = torch.tensor([], dtype=dtype).element_size()
     x = torch.randn(n, c, h, w, device=device, dtype=dtype, requires_grad=True)
@@ -188,60 +195,42 @@ def _cases(wl: Workload, dtype: torch.dtype, device: torch.device, with_referenc
     bwd_bytes = y_bytes + x_bytes + m_bytes + x_bytes + m_bytes  # read dY, X, M; write dX, dM
     interp_bytes = x_bytes + y_bytes
 
-    def op_fwd():
-        with torch.no_grad():
-            return carafe(x, m, k, g, s)
-
-    def op_bwd_only():
-        return torch.ops.carafe.reassemble_backward(grad, x.detach(), m.detach(), k, g, s)
-
     def fwd_bwd(f):
-        def run():
-            out = f()
-            return torch.autograd.grad(out, [t for t in (x, m) if t.requires_grad] or None, grad, allow_unused=True)
+        return lambda: torch.autograd.grad(f(), (x, m), grad, allow_unused=True)
 
-        return run
-
+    op_bwd_only = lambda: torch.ops.carafe.reassemble_backward(grad, x.detach(), m.detach(), k, g, s)  # noqa: E731
     cases = [
-        ("carafe", "forward", op_fwd, fwd_bytes, op_flops),
+        ("carafe", "forward", no_grad(carafe, x, m, k, g, s), fwd_bytes, op_flops),
         ("carafe", "backward", op_bwd_only, bwd_bytes, 2 * op_flops),
         ("carafe", "forward+backward", fwd_bwd(lambda: carafe(x, m, k, g, s)), fwd_bytes + bwd_bytes, 3 * op_flops),
     ]
     if with_reference:
-        cases += [
-            ("reference", "forward", lambda: reference.carafe(x.detach(), m.detach(), k, g, s), fwd_bytes, op_flops),
-            ("reference", "forward+backward", fwd_bwd(lambda: reference.carafe(x, m, k, g, s)), fwd_bytes + bwd_bytes,
-             3 * op_flops),
-            ("unfold", "forward", lambda: unfold_carafe(x.detach(), m.detach(), k, g, s), fwd_bytes, op_flops),
-            ("unfold", "forward+backward", fwd_bwd(lambda: unfold_carafe(x, m, k, g, s)), fwd_bytes + bwd_bytes,
-             3 * op_flops),
-        ]
+        for method, op in (("reference", reference.carafe), ("unfold", unfold_carafe)):
+            cases += [
+                (method, "forward", lambda op=op: op(x.detach(), m.detach(), k, g, s), fwd_bytes, op_flops),
+                (method, "forward+backward", fwd_bwd(lambda op=op: op(x, m, k, g, s)), fwd_bytes + bwd_bytes,
+                 3 * op_flops),
+            ]
     pack = CARAFEPack(c, s, up_kernel=k, up_group=g).to(device=device, dtype=dtype)
     unfused = CARAFEPack(c, s, up_kernel=k, up_group=g, fused_normalizer=False).to(device=device, dtype=dtype)
     unfused.load_state_dict(pack.state_dict())
     deconv = torch.nn.ConvTranspose2d(c, c, 4, stride=2, padding=1).to(device=device, dtype=dtype)
-
-    def no_grad(module):
-        def run():
-            with torch.no_grad():
-                return module(x)
-
-        return run
-
     # CARAFEPack's flops, convolutions included, as FlopCounterMode counts the forward; the backward costs twice
-    pack_flops = counted_flops(no_grad(pack))
+    pack_flops = counted_flops(no_grad(pack, x))
+    for method, module in (("CARAFEPack", pack), ("unfused-pack", unfused)):
+        cases += [
+            (method, "forward", no_grad(module, x), fwd_bytes, pack_flops),
+            (method, "forward+backward", fwd_bwd(lambda module=module: module(x)), fwd_bytes + bwd_bytes,
+             3 * pack_flops),
+        ]
     cases += [
-        ("CARAFEPack", "forward", no_grad(pack), fwd_bytes, pack_flops),
-        ("CARAFEPack", "forward+backward", fwd_bwd(lambda: pack(x)), fwd_bytes + bwd_bytes, 3 * pack_flops),
-        ("unfused-pack", "forward", no_grad(unfused), fwd_bytes, pack_flops),
-        ("unfused-pack", "forward+backward", fwd_bwd(lambda: unfused(x)), fwd_bytes + bwd_bytes, 3 * pack_flops),
         ("nearest", "forward", lambda: F.interpolate(x.detach(), scale_factor=s, mode="nearest"), interp_bytes, 0),
         ("bilinear", "forward",
          lambda: F.interpolate(x.detach(), scale_factor=s, mode="bilinear", align_corners=False), interp_bytes, 0),
     ]
     if s == 2:
-        deconv_fwd = lambda: deconv(x.detach())  # noqa: E731
-        cases.append(("deconv-s2", "forward", deconv_fwd, interp_bytes, counted_flops(no_grad(deconv))))
+        cases.append(("deconv-s2", "forward", lambda: deconv(x.detach()), interp_bytes,
+                      counted_flops(no_grad(deconv, x))))
     return cases
 
 
@@ -296,32 +285,31 @@ def run(device: torch.device, workloads: list[Workload], dtypes: list[torch.dtyp
     }
 
 
-def detector_fpn(device: torch.device, image_size=(800, 1216), batch: int = 2, log=print) -> list[dict]:
-    """The end-to-end case: torchvision's Faster R-CNN R50-FPN, its FPN with nearest top-down upsampling against
-    the same FPN with CARAFEPack in its three top-down steps (carafe_ops.nn.replace_upsampling). Times the FPN's
-    forward on the backbone's features of `batch` images and, on CUDA, the peak memory of one training step."""
-    import copy
-
+def faster_rcnn_models(image_size) -> dict[str, torch.nn.Module]:
+    """torchvision's Faster R-CNN R50-FPN for image_size (random weights, seed 0) with nearest top-down upsampling
+    in its FPN, and a copy with CARAFEPack in the three top-down steps (carafe_ops.nn.replace_upsampling)."""
     from torchvision.models.detection import fasterrcnn_resnet50_fpn
 
     from .nn import replace_upsampling
 
     torch.manual_seed(0)
     nearest = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, min_size=image_size[0],
-                                      max_size=max(image_size)).to(device)
-    carafe_model = replace_upsampling(copy.deepcopy(nearest))
+                                      max_size=max(image_size))
+    return {"nearest": nearest, "CARAFEPack": replace_upsampling(copy.deepcopy(nearest))}
+
+
+def detector_fpn(device: torch.device, image_size=(800, 1216), batch: int = 2, log=print) -> list[dict]:
+    """The end-to-end case: the FPN of faster_rcnn_models, nearest against CARAFEPack. Times the FPN's forward on
+    the backbone's features of `batch` images and, on CUDA, the peak memory of one training step."""
+    models = {name: model.to(device) for name, model in faster_rcnn_models(image_size).items()}
     images = torch.rand(batch, 3, *image_size, device=device)
     with torch.no_grad():
-        features = nearest.backbone.body(images)
+        features = models["nearest"].backbone.body(images)
     targets = [{"boxes": torch.tensor([[10.0, 20.0, 200.0, 240.0]], device=device),
                 "labels": torch.tensor([1], device=device)} for _ in range(batch)]
     rows = []
-    for name, model in (("nearest", nearest), ("CARAFEPack", carafe_model)):
+    for name, model in models.items():
         model.eval()
-
-        def fpn_forward(fpn=model.backbone.fpn):
-            with torch.no_grad():
-                return fpn(features)
 
         def training_step(model=model):
             model.train()
@@ -329,7 +317,7 @@ def detector_fpn(device: torch.device, image_size=(800, 1216), batch: int = 2, l
             sum(losses.values()).backward()
             model.zero_grad(set_to_none=True)
 
-        ms = measure_ms(fpn_forward, device)
+        ms = measure_ms(no_grad(model.backbone.fpn, features), device)
         peak = None
         if device.type == "cuda":
             training_step()
@@ -346,12 +334,6 @@ def detector_fpn(device: torch.device, image_size=(800, 1216), batch: int = 2, l
     slower = rows[1]["ms"] / rows[0]["ms"] - 1
     log(f"CARAFE FPN forward: {100 * slower:+.0f}% vs nearest")
     return rows
-
-
-def _has(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -380,7 +362,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = run(device, workloads, [DTYPES[d] for d in dtype_names], not args.no_reference)
     if "detector" in suites:
         result["detector"] = detector_fpn(device, tuple(args.detector_size), args.detector_batch)
-    onnx = args.onnx if args.onnx is not None else device.type == "cpu" and _has("onnxruntime")
+    onnx = args.onnx if args.onnx is not None else device.type == "cpu" and find_spec("onnxruntime") is not None
     if onnx or "detector-onnx" in suites:
         from . import bench_onnx
 

@@ -4,24 +4,14 @@ same run. Needs onnx and onnxruntime (and torchvision for the detector)."""
 
 from __future__ import annotations
 
-import copy
 import io
 import warnings
 from dataclasses import asdict
 
 import torch
 
-from .functional import carafe
-from .modules import CARAFEPack
-
-
-class _Op(torch.nn.Module):
-    def __init__(self, k: int, g: int, s: int):
-        super().__init__()
-        self.k, self.g, self.s = k, g, s
-
-    def forward(self, features, masks):
-        return carafe(features, masks, self.k, self.g, self.s)
+from .bench import faster_rcnn_models, no_grad
+from .modules import CARAFE, CARAFEPack
 
 
 def _session(model: torch.nn.Module, inputs: tuple, input_names: list[str], output_names=None):
@@ -54,7 +44,7 @@ def onnxruntime_rows(workloads, native_rows: list[dict], measure_ms, log=print) 
         masks = torch.randn(n, g * k * k, s * h, s * w).softmax(1)
         pack = CARAFEPack(c, s, up_kernel=k, up_group=g).eval()
         torch.nn.init.normal_(pack.content_encoder.weight, 0, 0.1)
-        for method, model, inputs, names in (("carafe", _Op(k, g, s), (features, masks), ["features", "masks"]),
+        for method, model, inputs, names in (("carafe", CARAFE(k, g, s), (features, masks), ["features", "masks"]),
                                              ("CARAFEPack", pack, (features,), ["features"])):
             session = _session(model, inputs, names)
             feeds = {name: t.numpy() for name, t in zip(names, inputs)}
@@ -76,15 +66,8 @@ def onnxruntime_rows(workloads, native_rows: list[dict], measure_ms, log=print) 
 def detector_onnx(image_size, measure_ms, log=print) -> list[dict]:
     """torchvision's Faster R-CNN R50-FPN (random weights), nearest vs CARAFE in the FPN, exported whole to ONNX:
     one image's inference in onnxruntime and in PyTorch, on the CPU."""
-    from torchvision.models.detection import fasterrcnn_resnet50_fpn
-
-    from .nn import replace_upsampling
-
     cpu = torch.device("cpu")
-    torch.manual_seed(0)
-    nearest = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None, min_size=image_size[0],
-                                      max_size=max(image_size)).eval()
-    models = {"nearest": nearest, "CARAFEPack": replace_upsampling(copy.deepcopy(nearest)).eval()}
+    models = {name: model.eval() for name, model in faster_rcnn_models(image_size).items()}
     image = torch.rand(3, *image_size)
     rows = []
     for name, model in models.items():
@@ -92,10 +75,7 @@ def detector_onnx(image_size, measure_ms, log=print) -> list[dict]:
         feeds = {"image": image.numpy()}
         ort_ms = measure_ms(lambda: session.run(None, feeds), cpu, min_time_s=0.0, max_reps=3)
 
-        def eager(model=model):
-            with torch.no_grad():
-                return model([image])
-
+        eager = no_grad(model, [image])
         torch_ms = measure_ms(eager, cpu, min_time_s=0.0, max_reps=3)
         boxes, _, scores = session.run(None, feeds)
         expected = eager()[0]

@@ -65,8 +65,7 @@ def _channel_slices(channels: int, k: int, s: int, block: int) -> list[int]:
     return [min(size, channels - start) for start in range(0, channels, size)]
 
 
-def reassemble(features: Tensor, masks_last: Tensor, kernel_size: int, group_size: int, scale_factor: int,
-               block: int | None = None) -> Tensor:
+def reassemble(features: Tensor, masks_last: Tensor, kernel_size: int, group_size: int, scale_factor: int) -> Tensor:
     """The op in standard operators. masks_last: the masks with the taps last, (N, G, sigma*H, sigma*W, k*k)
     (carafe_masks_last makes it from the op's masks, normalized_masks_last from CARAFEPack's logits).
     Returns (N, C, sigma*H, sigma*W)."""
@@ -74,7 +73,7 @@ def reassemble(features: Tensor, masks_last: Tensor, kernel_size: int, group_siz
     k, g, s = kernel_size, group_size, scale_factor
     r = (k - 1) // 2
     cg = c // g
-    block = block or block_size(c, k, g)
+    block = block_size(c, k, g)
     width = block + k - 1
     wb = (w + block - 1) // block
     padded_w = wb * block

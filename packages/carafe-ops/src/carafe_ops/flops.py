@@ -18,19 +18,11 @@ def _shape(value) -> list[int]:
 
 
 def fvcore_reassemble_handle(inputs, outputs) -> int:
-    """fvcore/mmengine op handle for ``carafe::reassemble``: multiply-adds of the forward."""
-    features, masks, kernel_size = inputs[0], inputs[1], inputs[2].toIValue()
-    return reassemble_flops(_shape(features), _shape(masks), kernel_size) // 2
-
-
-def fvcore_reassemble_normalized_handle(inputs, outputs) -> int:
-    """fvcore/mmengine op handle for ``carafe::reassemble_normalized`` (the fused kernel normalizer): the
-    reassembly's multiply-adds (softmax not counted, as fvcore counts no softmax)."""
-    features, kernel_size = inputs[0], inputs[2].toIValue()
-    return reassemble_flops(_shape(features), _shape(outputs[0]), kernel_size) // 2
+    """fvcore/mmengine op handle for ``carafe::reassemble`` and ``carafe::reassemble_normalized`` (the fused
+    kernel normalizer): multiply-adds of the forward's reassembly (softmax not counted, as fvcore counts none)."""
+    return reassemble_flops(_shape(inputs[0]), _shape(outputs[0]), inputs[2].toIValue()) // 2
 
 
 def fvcore_handles() -> dict:
     """{op name: handle} to pass to ``FlopCountAnalysis.set_op_handle(**...)``."""
-    return {"carafe::reassemble": fvcore_reassemble_handle,
-            "carafe::reassemble_normalized": fvcore_reassemble_normalized_handle}
+    return {"carafe::reassemble": fvcore_reassemble_handle, "carafe::reassemble_normalized": fvcore_reassemble_handle}

@@ -30,10 +30,7 @@ def _check_output_size_scripted(features: Tensor, masks: Tensor, scale_factor: i
     the masks' spatial size is the output size asked for. The op checks everything else when it runs."""
     if features.dim() != 4 or masks.dim() != 4:
         raise ValueError("carafe: features and masks must be 4-d tensors (N, C, H, W)")
-    if size is None:
-        wanted = [features.shape[2] * scale_factor, features.shape[3] * scale_factor]
-    else:
-        wanted = size
+    wanted = [features.shape[2] * scale_factor, features.shape[3] * scale_factor] if size is None else size
     if masks.shape[2] != wanted[0] or masks.shape[3] != wanted[1]:
         raise ValueError("carafe: masks must have spatial size " + str(wanted) + ", got " + str(masks.shape[2:]))
 
@@ -82,11 +79,18 @@ def carafe(
 def _exported(features, masks, kernel_size, group_size, scale_factor, size):
     """What torch.onnx.export records: band products (carafe_ops.export) for sigma*H x sigma*W outputs, the
     pure-PyTorch reference for other sizes (and for sizes the exporter only knows symbolically)."""
-    wanted = [features.shape[2] * scale_factor, features.shape[3] * scale_factor]
-    if size is None or all(type(v) is int for v in (*size, *wanted)) and list(size) == wanted:
+    if size is None or _known_equal(size, [features.shape[2] * scale_factor, features.shape[3] * scale_factor]):
         return export.reassemble(features, export.carafe_masks_last(masks, group_size), kernel_size, group_size,
                                  scale_factor)
     return reference.carafe(features, masks, kernel_size, group_size, scale_factor, size)
+
+
+def _known_equal(size: List[int], other: List[int]) -> bool:
+    """Whether two sizes are equal numbers. Symbolic sizes (torch.export, dynamic torch.compile, the TorchScript
+    tracer) count as unequal: a branch taken for the example input must not be baked into the graph."""
+    if torch.jit.is_scripting():
+        return size[0] == other[0] and size[1] == other[1]
+    return all(type(v) is int for v in (*size, *other)) and tuple(size) == tuple(other)
 
 
 def normalize_kernels(logits: Tensor, kernel_size: int, group_size: int, scale_factor: int) -> Tensor:
@@ -113,9 +117,8 @@ def carafe_normalized(
         features: (N, C, H, W).
         logits: the content encoder's raw output, (N, scale_factor**2 * group_size * kernel_size**2, H, W).
 
-    Runs on the CPU and CUDA (whose backward takes a workspace of 2 numbers per output pixel and group for the
-    softmax statistics); under autocast both inputs are cast to the autocast dtype; inside ``torch.onnx.export``
-    it is recorded in standard ONNX operators (:mod:`carafe_ops.export`).
+    Autocast and ``torch.onnx.export`` as for :func:`carafe`. On CUDA the backward takes a workspace of 2 numbers
+    per output pixel and group (the softmax statistics).
     """
     if torch.jit.is_scripting():
         return torch.ops.carafe.reassemble_normalized(features, logits, kernel_size, group_size, scale_factor)

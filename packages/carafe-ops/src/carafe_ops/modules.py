@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ._validation import check_hyperparameters, check_size
-from .functional import carafe, carafe_normalized, normalize_kernels
+from .functional import _known_equal, carafe, carafe_normalized, normalize_kernels
 from .reference import source_index
 
 
@@ -88,7 +88,6 @@ class CARAFEPack(nn.Module):
             encoder_kernel,
             padding=int((encoder_kernel - 1) * encoder_dilation / 2),
             dilation=encoder_dilation,
-            groups=1,
         )
         self.init_weights()
 
@@ -99,16 +98,13 @@ class CARAFEPack(nn.Module):
                 nn.init.xavier_uniform_(module.weight, gain=1)
                 nn.init.constant_(module.bias, 0)
         nn.init.normal_(self.content_encoder.weight, 0, 0.001)
-        nn.init.constant_(self.content_encoder.bias, 0)
 
     def kernel_normalizer(self, mask: Tensor) -> Tensor:
         """(N, sigma^2 k_up^2 G, H, W) -> softmax-normalized (N, k_up^2 G, sigma H, sigma W)."""
         return normalize_kernels(mask, self.up_kernel, self.up_group, self.scale_factor)
 
     def _fuse(self, x: Tensor, size: Optional[List[int]]) -> bool:
-        fused = x.device.type in ["cpu", "cuda"]
-        if self.fused_normalizer is not None:
-            fused = bool(self.fused_normalizer)
+        fused = x.device.type in ["cpu", "cuda"] if self.fused_normalizer is None else bool(self.fused_normalizer)
         if not fused or size is None:
             return fused
         # the fused kernel makes sigma*H x sigma*W outputs; other sizes go through the resampled masks
@@ -131,20 +127,10 @@ class CARAFEPack(nn.Module):
         size = self.requested_size(size)
         if size is not None and not torch.jit.is_scripting():
             size = check_size(size)
-        compressed_x = self.channel_compressor(x)
-        mask = self.content_encoder(compressed_x)
+        mask = self.content_encoder(self.channel_compressor(x))
         if self._fuse(x, size):
             return carafe_normalized(x, mask, self.up_kernel, self.up_group, self.scale_factor)
         mask = self.kernel_normalizer(mask)
         if size is not None and not _known_equal(size, [mask.shape[2], mask.shape[3]]):
             mask = resample_nearest(mask, size)
         return self.feature_reassemble(x, mask, size)
-
-
-def _known_equal(size: List[int], other: List[int]) -> bool:
-    """Whether two sizes are equal numbers. Symbolic sizes (torch.export, dynamic torch.compile, the TorchScript
-    tracer) count as unequal: a branch taken for the example input must not be baked into the graph."""
-    if torch.jit.is_scripting():
-        return size[0] == other[0] and size[1] == other[1]
-    values = (*size, *other)
-    return all(type(v) is int for v in values) and tuple(size) == tuple(other)

@@ -35,12 +35,10 @@ class Upsample(CARAFEPack):
         self.size = tuple(check_size(size)) if size is not None else None
 
     def requested_size(self, size: Optional[List[int]]) -> Optional[List[int]]:
-        if size is not None:
-            return size
-        fixed = self.size
-        if fixed is None:
-            return None
-        return [fixed[0], fixed[1]]
+        fixed = self.size  # a local: TorchScript refines no attribute's Optional
+        if size is None and fixed is not None:
+            return [fixed[0], fixed[1]]
+        return size
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, size={self.size}, scale_factor={self.scale_factor}, up_kernel={self.up_kernel}"
@@ -89,9 +87,8 @@ class BilinearThenCARAFE(nn.Module):
         self.carafe = carafe
 
     def forward(self, x: Tensor, size: List[int]) -> Tensor:
-        height, width = size[0], size[1]
-        half = [(height + 1) // 2, (width + 1) // 2]
-        return self.carafe(F.interpolate(x, size=half, mode="bilinear", align_corners=False), [height, width])
+        half = [(size[0] + 1) // 2, (size[1] + 1) // 2]
+        return self.carafe(F.interpolate(x, size=half, mode="bilinear", align_corners=False), size)
 
 
 def _check_int(name: str, value, minimum: int) -> int:

@@ -46,9 +46,8 @@ def _compare(run, run_reference, inputs, names, grad_output=None) -> dict[str, t
         out = fn(*leaves)
         return (out, *torch.autograd.grad(out, leaves, grad))
 
-    first = run(*[t.detach() for t in inputs])
     if grad_output is None:
-        grad_output = torch.randn_like(first)
+        grad_output = torch.randn_like(run(*[t.detach() for t in inputs]))
     got = forward_backward(run, inputs, grad_output)
     exact = forward_backward(run_reference, [t.double() for t in inputs], grad_output.double())
     if dtype in TOLERANCE:

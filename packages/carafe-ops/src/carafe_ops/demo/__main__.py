@@ -20,11 +20,11 @@ from ..testing import compare_with_reference, make_inputs
 from .figures import benchmark_bars
 
 
-def check_backends(log) -> list[dict]:
+def check_backends() -> list[dict]:
     """Op vs float64 reference on fresh random inputs, every backend and dtype."""
     devices = ["cpu"] + (["cuda"] if has_cuda() and torch.cuda.is_available() else [])
     rows = []
-    log(f"{'device':<7}{'dtype':<10}{'output err':>12}{'grad_x err':>12}{'grad_m err':>12}  verdict")
+    print(f"{'device':<7}{'dtype':<10}{'output err':>12}{'grad_x err':>12}{'grad_m err':>12}  verdict")
     for device in devices:
         for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
             features, masks = make_inputs(2, 16, 11, 13, 5, 2, 2, dtype=dtype, device=device)
@@ -33,7 +33,7 @@ def check_backends(log) -> list[dict]:
             rows.append({"device": device, "dtype": str(dtype).removeprefix("torch."), "ok": ok,
                          **{name: err for name, (err, _) in errors.items()}})
             errs = "".join(f"{err:12.2e}" for err, _ in errors.values())
-            log(f"{device:<7}{rows[-1]['dtype']:<10}{errs}  {'ok' if ok else 'FAIL'}")
+            print(f"{device:<7}{rows[-1]['dtype']:<10}{errs}  {'ok' if ok else 'FAIL'}")
     return rows
 
 
@@ -44,15 +44,14 @@ def main(argv=None) -> int:
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    log = print
 
-    log(f"carafe-ops {build_info()['version']}, backends {build_info()['backends']}, torch {torch.__version__}")
-    log("\n[1/2] op vs float64 reference (fresh random inputs, forward and both gradients)")
-    checks = check_backends(log)
+    print(f"carafe-ops {build_info()['version']}, backends {build_info()['backends']}, torch {torch.__version__}")
+    print("\n[1/2] op vs float64 reference (fresh random inputs, forward and both gradients)")
+    checks = check_backends()
 
-    log("\n[2/2] benchmark")
+    print("\n[2/2] benchmark")
     device = torch.device("cuda" if torch.cuda.is_available() and has_cuda() else "cpu")
-    bench_result = bench.run(device, bench.SUITES["quick"], [torch.float32], with_reference=True, log=log)
+    bench_result = bench.run(device, bench.SUITES["quick"], [torch.float32], with_reference=True)
     (out / "benchmark.json").write_text(json.dumps(bench_result, indent=2))
 
     benchmark_bars(bench_result, out / "benchmark.png")
@@ -72,7 +71,7 @@ def main(argv=None) -> int:
     lines += ["", f"## Benchmark ({bench_result['device']})", "", "| method | pass | ms | x floor |", "|---|---|---|---|"]
     lines += [f"| {r['method']} | {r['pass']} | {r['ms']:.3f} | {r['ratio_to_floor']:.1f} |" for r in bench_result["results"]]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    log(f"\nwrote {out}/: metrics.json, summary.md, benchmark.json, benchmark.png "
+    print(f"\nwrote {out}/: metrics.json, summary.md, benchmark.json, benchmark.png "
         f"({time.perf_counter() - started:.0f}s)")
     return 0 if all(r["ok"] for r in checks) else 1
 
