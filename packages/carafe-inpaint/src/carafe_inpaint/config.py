@@ -78,8 +78,16 @@ def add_inpaint_config(cfg: CfgNode) -> CfgNode:
     return cfg
 
 
-def check_config(cfg: CfgNode) -> CfgNode:
-    """Value checks the defaults' types and choices cannot express; each error names its key."""
+def config_from_checkpoint(state: dict, source: str) -> CfgNode:
+    """The config a checkpoint was trained with, over today's defaults."""
+    return carafe_engine.config_from_checkpoint(add_inpaint_config(get_cfg()), state, source)
+
+
+def get_config(config_file: str | Path | None = None, opts=()) -> CfgNode:
+    """DEFAULTS <- the config file (a path or a shipped config's name) <- KEY VALUE overrides, then the value checks
+    the defaults' types and choices cannot express (each error names its key)."""
+    path = resolve_config_file(config_file, CONFIG_DIR) if config_file else None
+    cfg = load_config(add_inpaint_config(get_cfg()), path, opts)
     positive = ("SOLVER.BASE_LR", "SOLVER.IMS_PER_BATCH", "SOLVER.MAX_ITER", "SOLVER.CHECKPOINT_PERIOD",
                 "TEST.EVAL_PERIOD", "TEST.IMS_PER_BATCH", "TEST.PRECISE_BN.NUM_ITER", "VIS.PERIOD", "SOLVER.LOG_PERIOD",
                 "MODEL.WIDTH", "DISCRIMINATOR.WIDTH")
@@ -90,14 +98,3 @@ def check_config(cfg: CfgNode) -> CfgNode:
         "DATASETS.MAX_SCALE": (lambda v: v >= 1, ">= 1"),
         "SOLVER.BETAS": (lambda v: len(v) == 2 and all(0 <= b < 1 for b in v), "two numbers in [0, 1)"),
     })
-
-
-def config_from_checkpoint(state: dict, source: str) -> CfgNode:
-    """The config a checkpoint was trained with, over today's defaults."""
-    return carafe_engine.config_from_checkpoint(add_inpaint_config(get_cfg()), state, source)
-
-
-def get_config(config_file: str | Path | None = None, opts=()) -> CfgNode:
-    """DEFAULTS <- the config file (a path or a shipped config's name) <- KEY VALUE overrides, checked."""
-    path = resolve_config_file(config_file, CONFIG_DIR) if config_file else None
-    return check_config(load_config(add_inpaint_config(get_cfg()), path, opts))

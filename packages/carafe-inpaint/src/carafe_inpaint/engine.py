@@ -16,10 +16,11 @@ SOLVER.IMS_PER_BATCH B train like one process with B (with MODEL.SYNC_BN, BatchN
 from __future__ import annotations
 
 import tempfile
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from carafe_engine import (PeriodicHook, Sample, Trainer, TrainingSampler, all_reduce_mean,
                            all_reduce_sum, get_world_size, time_steps)
@@ -42,9 +43,8 @@ def masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 def patch_loss(logits: torch.Tensor, real: bool, mask: torch.Tensor) -> torch.Tensor:
     """BCE of patch logits against real/fake, averaged over the patches of the inpainted region."""
-    target = torch.full_like(logits, 1.0 if real else 0.0)
-    return masked_mean(F.binary_cross_entropy_with_logits(logits, target, reduction="none"),
-                       region_weights(mask, logits))
+    loss = F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, float(real)), reduction="none")
+    return masked_mean(loss, region_weights(mask, logits))
 
 
 @torch.no_grad()
@@ -87,7 +87,6 @@ MODEL_KEYS = ("MODEL.UPSAMPLER", "MODEL.CONV", "MODEL.WIDTH")
 class InpaintingTrainer(Trainer):
     checkpoint_kind = KIND
     model_keys = MODEL_KEYS  # MODEL.WEIGHTS may hold a generator only: the discriminator is loaded where it is there
-    _val_set: ValidationPairs | None = None
 
     def build_models(self):
         return {"generator": build_generator(self.cfg), "discriminator": build_discriminator(self.cfg)}
@@ -151,11 +150,9 @@ class InpaintingTrainer(Trainer):
 
     # -- evaluation, PreciseBN, samples ---------------------------------------------------------------------------
 
-    @property
+    @cached_property
     def val_set(self) -> ValidationPairs:
-        if self._val_set is None:
-            self._val_set = validation_set(self.cfg)
-        return self._val_set
+        return validation_set(self.cfg)
 
     def evaluate(self) -> dict:
         return evaluate(self.models["generator"], self.val_set, self.device, self.cfg.TEST.IMS_PER_BATCH,
@@ -192,9 +189,8 @@ class InpaintingTrainer(Trainer):
         count = min(self.cfg.VIS.NUM_SAMPLES, len(self.val_set))
         if not self.is_main or count == 0:
             return
-        batch = [self.val_set[i] for i in range(count)]
-        image = torch.stack([b["image"] for b in batch]).to(self.device)
-        mask = torch.stack([b["mask"] for b in batch]).to(self.device)
+        batch = default_collate([self.val_set[i] for i in range(count)])
+        image, mask = batch["image"].to(self.device), batch["mask"].to(self.device)
         generator = self.models["generator"]
         generator.eval()
         prediction = generator(image, mask)
@@ -214,9 +210,8 @@ def benchmark_config(config: str, device, batch: int, size: tuple[int, int], war
                                   "SOLVER.IMS_PER_BATCH", str(batch), "OUTPUT_DIR", scratch])
         trainer = InpaintingTrainer(cfg)
     views = TrainingViews(open_source("embedded", split="train"), max(size), seed=0)
-    samples = [views[Sample(i % len(views), i, 0)] for i in range(batch)]
-    image, mask = (torch.stack([s[key][:, :height, :width] for s in samples]).to(trainer.device)
-                   for key in ("image", "mask"))
+    samples = default_collate([views[Sample(i % len(views), i, 0)] for i in range(batch)])
+    image, mask = (samples[key][..., :height, :width].to(trainer.device) for key in ("image", "mask"))
     trainer.iteration, models = 0, trainer.models
     timing = time_steps(lambda i: trainer.step(models["generator"], models["discriminator"], image, mask, iteration=i),
                         trainer.device, warmup, steps)

@@ -19,7 +19,7 @@ import torch
 from skimage.metrics import structural_similarity
 from torch.utils.data import DataLoader, Subset
 
-from carafe_engine import all_reduce_mean, get_rank, get_world_size, progress_bar
+from carafe_engine import all_reduce_sum, get_rank, get_world_size, progress_bar
 
 from .data.mask_set import BIN_LABELS, COVERAGE_BINS, coverage_bin
 from .modeling import complete
@@ -30,64 +30,15 @@ METRICS = ("l1_hole", "l1", "psnr", "ssim")
 def image_metrics(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-image metrics of (N, 3, H, W) tensors in [-1, 1] and (N, 1, H, W) masks; each value has shape (N,).
     l1_hole is NaN for an image without hole pixels."""
-    out = output.detach().float().clamp(-1, 1).add(1).div(2).cpu()
-    ref = target.detach().float().clamp(-1, 1).add(1).div(2).cpu()
+    out, ref = (t.detach().float().clamp(-1, 1).add(1).div(2).cpu() for t in (output, target))
     hole = mask.detach().float().cpu().expand_as(out)
     error = (out - ref).abs()
-    hole_pixels = hole.sum(dim=(1, 2, 3))
-    l1_hole = (error * hole).sum(dim=(1, 2, 3)) / hole_pixels
-    l1_hole[hole_pixels == 0] = float("nan")
+    l1_hole = (error * hole).sum(dim=(1, 2, 3)) / hole.sum(dim=(1, 2, 3))  # 0 / 0: NaN
     mse = (out - ref).pow(2).mean(dim=(1, 2, 3))
     psnr = 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
     ssim = torch.tensor([structural_similarity(o.permute(1, 2, 0).double().numpy(), r.permute(1, 2, 0).double().numpy(),
                                                channel_axis=2, data_range=1.0) for o, r in zip(out, ref)])
-    return {"l1_hole": l1_hole.double(), "l1": error.mean(dim=(1, 2, 3)).double(), "psnr": psnr.double(),
-            "ssim": ssim.double()}
-
-
-class MetricSums:
-    """Sums of per-image metrics (NaN l1_hole values skipped) over all images and per hole-coverage bin
-    (COVERAGE_BINS), averaged over all processes by `means` / `bin_means` (one all-reduce of every sum)."""
-
-    def __init__(self):
-        # row 0: every image; row 1 + b: the images whose hole lies in bin b
-        self.sums = torch.zeros(1 + len(COVERAGE_BINS), 2 * len(METRICS), dtype=torch.float64)
-        self._reduced: torch.Tensor | None = None
-
-    def add(self, values: dict[str, torch.Tensor], bins: torch.Tensor | None = None) -> None:
-        """values: image_metrics of N images; bins: (N,) their coverage bins (-1: none), or None."""
-        bins = torch.full((len(values["l1"]),), -1) if bins is None else bins.cpu()
-        for row in range(self.sums.shape[0]):
-            selected = torch.ones_like(bins, dtype=torch.bool) if row == 0 else bins == row - 1
-            for i, name in enumerate(METRICS):
-                value = values[name][selected]
-                finite = torch.isfinite(value)
-                self.sums[row, 2 * i] += value[finite].sum()
-                self.sums[row, 2 * i + 1] += finite.sum()
-        self._reduced = None
-
-    def _row_means(self, device: torch.device, row: int) -> dict[str, float]:
-        if self._reduced is None:
-            # the mean over processes of (sum, count) pairs has the same ratio as their totals
-            self._reduced = all_reduce_mean(self.sums.to(device)).cpu()
-        sums = self._reduced[row]
-        return {name: float(sums[2 * i] / sums[2 * i + 1]) if sums[2 * i + 1] > 0 else float("nan")
-                for i, name in enumerate(METRICS)}
-
-    def means(self, device: torch.device) -> dict[str, float]:
-        """The means over every image (all processes)."""
-        return self._row_means(device, 0)
-
-    def bin_means(self, device: torch.device) -> dict[str, dict[str, float]]:
-        """{bin label: the means over its images} (NaN for a bin without images)."""
-        return {label: self._row_means(device, 1 + b) for b, label in enumerate(BIN_LABELS)}
-
-    def bin_counts(self, device: torch.device) -> dict[str, int]:
-        """{bin label: its number of images} (all processes)."""
-        self._row_means(device, 0)
-        column = 2 * METRICS.index("l1") + 1  # l1 is finite for every image
-        return {label: round(float(self._reduced[1 + b, column]) * get_world_size())
-                for b, label in enumerate(BIN_LABELS)}
+    return {name: value.double() for name, value in zip(METRICS, (l1_hole, error.mean(dim=(1, 2, 3)), psnr, ssim))}
 
 
 def hole_bins(mask: torch.Tensor) -> torch.Tensor:
@@ -106,21 +57,28 @@ def evaluate(generator: torch.nn.Module, dataset, device: torch.device, batch_si
     loader = DataLoader(shard, batch_size=batch_size, num_workers=num_workers)
     was_training = generator.training
     generator.eval()
-    sums = {"model": MetricSums(), "masked_input": MetricSums()}
+    parts = ("model", "masked_input")
+    # [part, row, metric, (sum, count)]; row 0: every pair, row 1 + b: the pairs whose hole lies in bin b; NaN values
+    # (l1_hole without hole pixels) are skipped
+    sums = torch.zeros(len(parts), 1 + len(COVERAGE_BINS), len(METRICS), 2, dtype=torch.float64)
     for batch in progress_bar(loader, "evaluating"):
         image, mask = batch["image"].to(device), batch["mask"].to(device)
         bins = hole_bins(mask)
+        rows = torch.stack([torch.ones_like(bins, dtype=torch.bool), *(bins == b for b in range(len(COVERAGE_BINS)))])
         completed = complete(generator(image, mask), image, mask)
-        sums["model"].add(image_metrics(completed, image, mask), bins)
-        sums["masked_input"].add(image_metrics(image * (1 - mask), image, mask), bins)
+        for part, output in enumerate((completed, image * (1 - mask))):
+            for i, value in enumerate(image_metrics(output, image, mask).values()):
+                selected = rows & torch.isfinite(value)
+                sums[part, :, i, 0] += torch.where(selected, value, 0).sum(dim=1)
+                sums[part, :, i, 1] += selected.sum(dim=1)
     generator.train(was_training)
-    per_bin = {part: s.bin_means(device) for part, s in sums.items()}
-    counts = sums["model"].bin_counts(device)
+    sums = all_reduce_sum(sums)  # every process's pairs: the means of a single-process evaluation
+    means = [[dict(zip(METRICS, row)) for row in part] for part in (sums[..., 0] / sums[..., 1]).tolist()]
+    counts = [round(n) for n in sums[0, 1:, METRICS.index("l1"), 1].tolist()]  # l1 is finite for every pair
     # an empty bin has its count only (no NaN means in eval.json and metrics.jsonl)
-    return {**{part: s.means(device) for part, s in sums.items()}, "pairs": len(dataset),
-            "bins": {label: {"pairs": counts[label], **({part: per_bin[part][label] for part in sums}
-                                                        if counts[label] else {})}
-                     for label in BIN_LABELS}}
+    bins = {label: {"pairs": n, **({part: means[p][1 + b] for p, part in enumerate(parts)} if n else {})}
+            for b, (label, n) in enumerate(zip(BIN_LABELS, counts))}
+    return {**{part: means[p][0] for p, part in enumerate(parts)}, "pairs": len(dataset), "bins": bins}
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
@@ -129,10 +87,11 @@ def format_metrics(metrics: dict[str, float]) -> str:
 
 
 def format_bins(results: dict) -> str:
-    """The per-bin part of the log line: 'bins (pairs: model PSNR / masked input PSNR) 10-20% (9): 25.10/21.30 ...'."""
+    """The per-bin part of the log line: 'per coverage bin (pairs): PSNR model/masked input 10-20% (9): 25.10/21.30,
+    ...' (non-empty bins)."""
     cells = [f"{label} ({b['pairs']}): {b['model']['psnr']:.2f}/{b['masked_input']['psnr']:.2f}"
              for label, b in results["bins"].items() if b["pairs"]]
     return "per coverage bin (pairs): PSNR model/masked input " + ", ".join(cells)
 
 
-__all__ = ["METRICS", "MetricSums", "evaluate", "format_bins", "format_metrics", "hole_bins", "image_metrics"]
+__all__ = ["METRICS", "evaluate", "format_bins", "format_metrics", "hole_bins", "image_metrics"]

@@ -15,12 +15,13 @@ from PIL import Image
 from carafe_engine import ConfigError, list_images, load_checkpoint, load_model_state, progress_bar
 
 from .config import KIND, VARIANT_LABELS, config_from_checkpoint
-from .data.images import center_crop, read_image, read_mask, to_tensor, validation_view, write_image, write_mask
+from .data.images import read_image, read_mask, to_tensor, validation_view, write_image, write_mask
 from .data.masks import seeded_mask
 from .engine import MODEL_KEYS
 from .evaluation import image_metrics
 from .modeling import GLGenerator, complete
 from .visualization import comparison_figure, masked_view
+
 
 def load_generator(path: str | Path, device: torch.device) -> tuple[GLGenerator, str]:
     """The generator of a carafe-inpaint checkpoint, in eval mode, and a label for its variant."""
@@ -31,22 +32,14 @@ def load_generator(path: str | Path, device: torch.device) -> tuple[GLGenerator,
     return generator.to(device).eval(), VARIANT_LABELS[(model.UPSAMPLER, model.CONV)]
 
 
-def mask_view(mask: np.ndarray, size: int) -> np.ndarray:
-    """validation_view for a mask: nearest-neighbour resize of the shorter side, central crop."""
-    h, w = mask.shape
-    scale = size / min(h, w)
-    resized = Image.fromarray((mask * 255).astype(np.uint8)).resize(
-        (max(size, round(w * scale)), max(size, round(h * scale))), Image.NEAREST)
-    return (center_crop(np.asarray(resized), size) > 127).astype(np.float32)
-
-
 def prepare(image_path: str, mask_path: str | None, index: int, seed: int, size: int | None):
     """(image (3, H, W) in [-1, 1], mask (1, H, W)) as the generator will complete them."""
     image = read_image(image_path)
     mask = read_mask(mask_path, image.shape[:2]) if mask_path else None
     if size is not None:
         image = validation_view(image, size)
-        mask = mask_view(mask, size) if mask is not None else None
+        if mask is not None:  # resized by nearest neighbour
+            mask = validation_view(mask.astype(np.uint8), size, Image.NEAREST).astype(np.float32)
     if mask is None:
         mask = seeded_mask(image.shape[0], image.shape[1], seed, index)
     return to_tensor(image), torch.from_numpy(mask)[None]
@@ -66,12 +59,8 @@ def inpaint(generator: GLGenerator, image: torch.Tensor, mask: torch.Tensor) -> 
 
 def unique_labels(labels: list[str]) -> list[str]:
     """Numbers the names that occur more than once: [a, b, a] -> [a1, b, a2]."""
-    seen: dict[str, int] = {}
-    result = []
-    for label in labels:
-        seen[label] = seen.get(label, 0) + 1
-        result.append(label if labels.count(label) == 1 else f"{label}{seen[label]}")
-    return result
+    return [label if labels.count(label) == 1 else f"{label}{labels[:i + 1].count(label)}"
+            for i, label in enumerate(labels)]
 
 
 def predict(weights: list[Path], inputs: list[Path], output: Path, device: torch.device, masks: list[Path] | None = None,

@@ -12,9 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 
-from .data.images import to_uint8  # noqa: E402
+from .data.images import to_uint8, write_image  # noqa: E402
 from .data.mask_set import BIN_LABELS, mask_bin  # noqa: E402
 
 
@@ -23,19 +22,12 @@ def masked_view(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return image * (1 - mask) + mask
 
 
-def image_grid(rows: list[list[torch.Tensor]], path: str | Path, gap: int = 2) -> Path:
-    """rows of (3, H, W) tensors in [-1, 1] -> one PNG, white gaps between the tiles."""
-    tiles = [[to_uint8(t) for t in row] for row in rows]
-    h, w = tiles[0][0].shape[:2]
-    cols = max(len(row) for row in tiles)
-    canvas = np.full((len(tiles) * (h + gap) - gap, cols * (w + gap) - gap, 3), 255, np.uint8)
-    for r, row in enumerate(tiles):
-        for c, tile in enumerate(row):
-            canvas[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = tile
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(canvas).save(path)
-    return path
+def image_grid(rows: list[list[torch.Tensor]], path: str | Path, gap: int = 2) -> None:
+    """rows (as many tiles in each) of (3, H, W) tensors in [-1, 1] -> one PNG, white gaps between the tiles."""
+    tiles = np.stack([[to_uint8(t) for t in row] for row in rows])  # (rows, columns, H, W, 3)
+    tiles = np.pad(tiles, ((0, 0), (0, 0), (0, gap), (0, gap), (0, 0)), constant_values=255)
+    r, c, h, w, _ = tiles.shape
+    write_image(path, tiles.transpose(0, 2, 1, 3, 4).reshape(r * h, c * w, 3)[:r * h - gap, :c * w - gap])
 
 
 def pairs_per_bin(pairs) -> list[tuple[int, str]]:
@@ -55,10 +47,10 @@ def pairs_per_bin(pairs) -> list[tuple[int, str]]:
 
 def comparison_figure(images: list[torch.Tensor], masks: list[torch.Tensor], outputs: dict[str, list[torch.Tensor]],
                       path: str | Path, title: str | None = None, scores: dict[str, list[float]] | None = None,
-                      row_labels: list[str] | None = None) -> Path:
-    """The paper's Figure 4: one row per image; columns masked input, each model's completed image, original.
-    scores: optional PSNR per model and row, shown under the model's tile; row_labels: optional text beside each
-    row (e.g. its hole coverage)."""
+                      row_labels: list[str] | None = None) -> None:
+    """The paper's Figure 4: one row per image (lists of (3, H, W) and (1, H, W) tensors, or stacked ones); columns
+    masked input, each model's completed image, original. scores: optional PSNR per model and row, shown under the
+    model's tile; row_labels: optional text beside each row (e.g. its hole coverage)."""
     cols = len(outputs) + 2
     fig, axes = plt.subplots(len(images), cols, figsize=(2.2 * cols, 2.3 * len(images) + 0.3), squeeze=False)
     for row, (image, mask) in enumerate(zip(images, masks)):
@@ -67,8 +59,7 @@ def comparison_figure(images: list[torch.Tensor], masks: list[torch.Tensor], out
         panels.append(("original", image, None))
         for ax, (name, tile, score) in zip(axes[row], panels):
             ax.imshow(to_uint8(tile), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            ax.set(xticks=[], yticks=[])
             if row == 0:
                 ax.set_title(name, fontsize=9)
             if row_labels and ax is axes[row][0]:
@@ -78,8 +69,6 @@ def comparison_figure(images: list[torch.Tensor], masks: list[torch.Tensor], out
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    return path

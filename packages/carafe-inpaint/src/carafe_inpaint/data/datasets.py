@@ -9,7 +9,9 @@ whatever the number of processes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -18,8 +20,7 @@ from torch.utils.data import Dataset
 from carafe_engine import IMAGE_SUFFIXES, DatasetError, Sample, sample_rng
 
 from . import embedded
-from .images import read_image, read_mask, resize_shorter_side, to_tensor, \
-    validation_view
+from .images import read_image, read_mask, resize_shorter_side, to_tensor, validation_view
 from .mask_set import binned_candidates
 from .masks import free_form_mask, seeded_mask
 
@@ -30,12 +31,12 @@ class DataError(DatasetError):
     """A data source or validation mask set that cannot be used; the message names the config key and path."""
 
 
+@dataclass
 class ImageSource:
     """A list of images: len(), name(i) and load(i) -> uint8 (H, W, 3)."""
 
-    def __init__(self, names: list[str], loader):
-        self.names = names
-        self._loader = loader
+    names: list[str]
+    load: Callable[[int], np.ndarray]
 
     def __len__(self) -> int:
         return len(self.names)
@@ -43,28 +44,13 @@ class ImageSource:
     def name(self, index: int) -> str:
         return self.names[index]
 
-    def load(self, index: int) -> np.ndarray:
-        return self._loader(index)
-
-
-def _file_source(paths: list[Path]) -> ImageSource:
-    return ImageSource([str(p) for p in paths], lambda i: read_image(paths[i]))
-
-
-def folder_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-
 
 def read_file_list(list_path: Path, root: str | Path | None) -> list[Path]:
     """Places365 lists ('/a/airfield/00000001.jpg 0' or 'Places365_val_00000001.jpg 165'): the first field of each
     line is a path relative to root (a leading '/' is ignored); root defaults to the list's folder."""
     base = Path(root) if root else list_path.parent
-    paths = []
-    for line in list_path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            paths.append(base / line.split()[0].lstrip("/"))
-    return paths
+    lines = (line.strip() for line in list_path.read_text().splitlines())
+    return [base / line.split()[0].lstrip("/") for line in lines if line and not line.startswith("#")]
 
 
 def open_source(spec: str, root: str = "", split: str = "train", key: str = "DATASETS.TRAIN") -> ImageSource:
@@ -77,14 +63,14 @@ def open_source(spec: str, root: str = "", split: str = "train", key: str = "DAT
     if not spec or not path.exists():
         raise DataError(f"{key}: {spec!r} is neither 'embedded' nor an existing folder or file list")
     if path.is_dir():
-        paths = folder_images(path)
+        paths = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not paths:
             raise DataError(f"{key}: the folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        return _file_source(paths)
-    paths = read_file_list(path, root)
-    if not paths:
-        raise DataError(f"{key}: the file list {path} names no images")
-    return _file_source(paths)
+    else:
+        paths = read_file_list(path, root)
+        if not paths:
+            raise DataError(f"{key}: the file list {path} names no images")
+    return ImageSource([str(p) for p in paths], lambda i: read_image(paths[i]))
 
 
 class TrainingViews(Dataset):
@@ -124,8 +110,7 @@ class ValidationPairs(Dataset):
                  mask_dir: str | Path | None = None, max_images: int = 0):
         if masks_per_image < 1:
             raise DataError(f"DATASETS.VAL_MASKS_PER_IMAGE must be >= 1, got {masks_per_image}")
-        self.source, self.size, self.mask_seed = source, size, mask_seed
-        self.masks_per_image = masks_per_image
+        self.source, self.size, self.mask_seed, self.masks_per_image = source, size, mask_seed, masks_per_image
         self.num_images = min(len(source), max_images) if max_images > 0 else len(source)
         self.mask_files: list[Path] = []
         self.mask_candidates: tuple[int, ...] = ()

@@ -31,9 +31,7 @@ def _load(name: str, which: int | None) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # skimage may warn about optional dependencies of other loaders
         image = getattr(skimage.data, name)()
-    if which is not None:
-        image = image[which]
-    image = np.asarray(image)
+    image = np.asarray(image if which is None else image[which])
     if image.dtype != np.uint8:
         raise ValueError(f"skimage.data.{name} is {image.dtype}, expected uint8")
     if image.ndim == 2:

@@ -38,11 +38,9 @@ def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarr
     if size is not None and tuple(array.shape) != tuple(size):
         raise ImageReadError(f"mask {path} is {array.shape[0]}x{array.shape[1]} (HxW); expected {size[0]}x{size[1]} "
                              f"to match its image")
-    values = np.unique(array)
-    if set(values.tolist()) <= {0, 255}:
-        return (array == 255).astype(np.float32)
-    if set(values.tolist()) <= {0, 1}:
-        return (array == 1).astype(np.float32)
+    values = np.unique(array).tolist()
+    if set(values) <= {0, 255} or set(values) <= {0, 1}:
+        return (array > 0).astype(np.float32)
     shown = ", ".join(str(v) for v in values[:8]) + (", ..." if len(values) > 8 else "")
     raise ImageReadError(f"mask {path} is not binary: it has the values {shown}; expected only 0 and 255 "
                          f"(or 0 and 1), 255 = hole (save masks as PNG: JPEG compression makes them non-binary)")
@@ -70,14 +68,15 @@ def write_image(path: str | Path, image: torch.Tensor | np.ndarray) -> None:
     Image.fromarray(array).save(path)
 
 
-def resize_shorter_side(image: np.ndarray, shorter: int) -> np.ndarray:
-    """Resizes so the shorter side is `shorter` (bicubic, antialiased when shrinking), keeping the aspect ratio."""
+def resize_shorter_side(image: np.ndarray, shorter: int, resample: int = Image.BICUBIC) -> np.ndarray:
+    """Resizes so the shorter side is `shorter` (bicubic, antialiased when shrinking; or `resample`), keeping the
+    aspect ratio."""
     h, w = image.shape[:2]
     scale = shorter / min(h, w)
     size = (max(shorter, round(w * scale)), max(shorter, round(h * scale)))
     if size == (w, h):
         return image
-    return np.asarray(Image.fromarray(image).resize(size, Image.BICUBIC))
+    return np.asarray(Image.fromarray(image).resize(size, resample))
 
 
 def center_crop(array: np.ndarray, size: int) -> np.ndarray:
@@ -86,6 +85,6 @@ def center_crop(array: np.ndarray, size: int) -> np.ndarray:
     return array[top:top + size, left:left + size]
 
 
-def validation_view(image: np.ndarray, size: int) -> np.ndarray:
+def validation_view(image: np.ndarray, size: int, resample: int = Image.BICUBIC) -> np.ndarray:
     """The fixed evaluation view of an image: shorter side resized to `size`, then the central size x size crop."""
-    return np.ascontiguousarray(center_crop(resize_shorter_side(image, size), size))
+    return np.ascontiguousarray(center_crop(resize_shorter_side(image, size, resample), size))

@@ -51,16 +51,20 @@ def mask_bin(mask: np.ndarray) -> int:
     return coverage_bin(int(np.count_nonzero(mask)), mask.size)
 
 
+def _candidates():
+    """0, 1, 2, ...; large sets take minutes (36500 masks of 256x256: about 15), so after the first
+    CANDIDATES_PER_MASK (within which a size too small for a bin has failed) a progress bar, once it has run 2 s."""
+    yield from range(CANDIDATES_PER_MASK)
+    yield from progress_bar(itertools.count(CANDIDATES_PER_MASK), "drawing mask candidates", delay=2)
+
+
 @functools.lru_cache(maxsize=8)
 def binned_candidates(size: int, seed: int, count: int) -> tuple[int, ...]:
     """The candidate index (in seeded_mask(size, size, seed, ·)) of each of the `count` entries of the binned set."""
-    if count < 1:
-        raise ConfigError(f"the mask set needs a count >= 1, got {count}")
     needed = [len(range(b, count, len(COVERAGE_BINS))) for b in range(len(COVERAGE_BINS))]
     found: list[list[int]] = [[] for _ in COVERAGE_BINS]
     limit = CANDIDATES_PER_MASK * max(needed)
-    # large sets take minutes (36500 masks of 256x256: about 15): a progress bar of the candidates after 2 s
-    for candidate in progress_bar(itertools.count(), "drawing mask candidates", delay=2):
+    for candidate in _candidates():
         if all(len(f) == n for f, n in zip(found, needed)):
             break
         if candidate == limit:

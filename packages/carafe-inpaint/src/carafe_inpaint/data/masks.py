@@ -52,11 +52,9 @@ BOX_MAX_DELTA = 32                          # inpaint.yml MAX_DELTA_HEIGHT, MAX_
 
 
 def random_box(height: int, width: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
-    """(top, left, box height, box width) of the official box: ``random_bbox`` places a BOX_SIZE^2 box uniformly
-    (its top in [margin, H - margin - BOX_SIZE), the official exclusive upper end kept, so at 256x256 the box never
-    reaches the last row or column), then ``bbox2mask`` shrinks it by s in [0, BOX_MAX_DELTA // 2] on both sides of
-    each axis (s drawn per axis): 96..128 pixels a side at 256x256. Every length scales with its axis (H / 256 for
-    the vertical ones, W / 256 for the horizontal ones), so the box covers the same fraction at every size."""
+    """(top, left, box height, box width) of the official box (see the module docstring): ``random_bbox``'s
+    placement, its top in [margin, H - margin - BOX_SIZE) (the exclusive end kept: at 256x256 the box never reaches
+    the last row or column), then ``bbox2mask``'s shrink; every length scaled with its axis."""
     _check_size("random_box", height, width)
     starts, extents = [], []
     for size in (height, width):                      # the official draws: top, left, then the two shrinks

@@ -29,7 +29,7 @@ from ..config import VARIANT_LABELS, get_config  # noqa: E402
 from ..data.mask_set import BIN_LABELS  # noqa: E402
 from ..data.masks import seeded_mask  # noqa: E402
 from ..engine import InpaintingTrainer, validation_set  # noqa: E402
-from ..evaluation import MetricSums, hole_bins, image_metrics  # noqa: E402
+from ..evaluation import evaluate, image_metrics  # noqa: E402
 from ..inference import load_generator  # noqa: E402
 from ..modeling import complete  # noqa: E402
 from ..visualization import comparison_figure, pairs_per_bin  # noqa: E402
@@ -53,31 +53,19 @@ def mask_gallery(path: Path, count: int = 8, size: int = 256, seed: int = 0) -> 
             "hole_fraction_quantiles": {str(q): float(np.quantile(coverage, q)) for q in (0.05, 0.5, 0.95)}}
 
 
-def mean_colour_fill(val) -> tuple[dict, dict]:
-    """The metrics (over all pairs, and per coverage bin) of filling every hole with its image's mean known colour:
-    a non-learned reference."""
-    sums = MetricSums()
-    for i in range(len(val)):
-        image, mask = val[i]["image"][None], val[i]["mask"][None]
+class MeanColourFill(torch.nn.Module):
+    """A non-learned reference, evaluated like a generator: every hole filled with its image's mean known colour."""
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         known = 1 - mask
-        mean = (image * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True)
-        sums.add(image_metrics(complete(mean.expand_as(image), image, mask), image, mask), hole_bins(mask))
-    return sums.means(torch.device("cpu")), sums.bin_means(torch.device("cpu"))
+        return ((image * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True)).expand_as(image)
 
 
-def evaluate_untrained(trainer: InpaintingTrainer) -> dict:
-    """The generator at initialization, evaluated like the trained one (with PreciseBN statistics where the config
-    recomputes them)."""
-    if trainer.cfg.TEST.PRECISE_BN.ENABLED:
-        trainer.precise_bn()
-    return trainer.evaluate()
-
-
-def metrics_per_bin(results: dict, fill_bins: dict) -> dict:
+def metrics_per_bin(results: dict, fill: dict) -> dict:
     """{bin label: {'pairs', 'masked input', 'mean-colour fill', each trained model: its metrics}}, non-empty bins."""
     last = next(reversed(results.values()))["bins"]  # every run has the same pairs and masked inputs
     return {label: {"pairs": last[label]["pairs"], "masked input": last[label]["masked_input"],
-                    "mean-colour fill": fill_bins[label],
+                    "mean-colour fill": fill["bins"][label]["model"],
                     **{name: r["bins"][label]["model"] for name, r in results.items()}}
             for label in BIN_LABELS if last[label]["pairs"]}
 
@@ -94,15 +82,11 @@ def bin_table(per_bin: dict) -> tuple[list[str], list[list]]:
 def figure4(generators: dict[str, torch.nn.Module], val, path: Path) -> None:
     """The paper's Figure 4 on held-out photographs: one row per hole-coverage bin, labelled with its coverage."""
     rows = pairs_per_bin(val)
-    pairs = [val[p] for p, _ in rows]
-    images = [p["image"] for p in pairs]
-    masks = [p["mask"] for p in pairs]
-    outputs, scores = {}, {}
-    for name, generator in generators.items():
-        outputs[name] = [complete(generator(i[None], m[None]), i[None], m[None])[0] for i, m in zip(images, masks)]
-        scores[name] = [image_metrics(o[None], i[None], m[None])["psnr"].item()
-                        for o, i, m in zip(outputs[name], images, masks)]
-    comparison_figure(images, masks, outputs, path, scores=scores, row_labels=[label for _, label in rows],
+    image = torch.stack([val[p]["image"] for p, _ in rows])
+    mask = torch.stack([val[p]["mask"] for p, _ in rows])
+    outputs = {name: complete(generator(image, mask), image, mask) for name, generator in generators.items()}
+    scores = {name: image_metrics(output, image, mask)["psnr"].tolist() for name, output in outputs.items()}
+    comparison_figure(image, mask, outputs, path, scores=scores, row_labels=[label for _, label in rows],
                       title="Global&Local baseline vs w/ CARAFE on held-out photographs (tiny CPU models)")
 
 
@@ -116,12 +100,11 @@ def main(argv=None) -> int:
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    log = print
 
-    log("[1/4] training masks (DeepFill v2: a box and brush strokes)")
+    print("[1/4] training masks (DeepFill v2: a box and brush strokes)")
     mask_stats = mask_gallery(out / "free_form_masks.png")
-    log(f"  256x256 masks: {100 * mask_stats['hole_fraction_mean']:.1f}% +- "
-        f"{100 * mask_stats['hole_fraction_std']:.1f}% of the image is hole")
+    print(f"  256x256 masks: {100 * mask_stats['hole_fraction_mean']:.1f}% +- "
+          f"{100 * mask_stats['hole_fraction_std']:.1f}% of the image is hole")
 
     runs = {name: out / "runs" / name for name in args.variants}
     opts = {name: ["OUTPUT_DIR", str(runs[name])] for name in args.variants}
@@ -133,34 +116,34 @@ def main(argv=None) -> int:
     for name in args.variants:
         shutil.rmtree(runs[name], ignore_errors=True)  # the demo's numbers are those of fresh runs
         configs[name] = cfg = get_config(VARIANT_CONFIGS[name], opts[name])
-        untrained[name] = evaluate_untrained(InpaintingTrainer(cfg))["model"]
-        log(f"{name}: {VARIANT_LABELS[(cfg.MODEL.UPSAMPLER, cfg.MODEL.CONV)]} generator, untrained PSNR "
-            f"{untrained[name]['psnr']:.2f} dB, {cfg.SOLVER.MAX_ITER} iterations")
-    log(f"\n[2/4] training {', '.join(args.variants)} side by side (carafe-inpaint-train, one thread each)")
+        trainer = InpaintingTrainer(cfg)
+        if cfg.TEST.PRECISE_BN.ENABLED:  # the generator at initialization, evaluated like the trained one
+            trainer.precise_bn()
+        untrained[name] = trainer.evaluate()["model"]
+        print(f"{name}: {VARIANT_LABELS[(cfg.MODEL.UPSAMPLER, cfg.MODEL.CONV)]} generator, untrained PSNR "
+              f"{untrained[name]['psnr']:.2f} dB, {cfg.SOLVER.MAX_ITER} iterations")
+    print(f"\n[2/4] training {', '.join(args.variants)} side by side (carafe-inpaint-train, one thread each)")
     train_side_by_side("carafe_inpaint.cli.train", {name: ["--config-file", VARIANT_CONFIGS[name], *opts[name]]
                                                     for name in args.variants}, out / "runs")
     results = {name: json.loads((run / "eval.json").read_text()) for name, run in runs.items()}
     seconds = {name: training_seconds(run) for name, run in runs.items()}
     generators = {name: load_generator(run / "model_final.pth", torch.device("cpu"))[0] for name, run in runs.items()}
 
-    log("\n[3/4] the trained models, the untrained ones and the masked input on the same held-out pairs")
+    print("\n[3/4] the trained models, the untrained ones and the masked input on the same held-out pairs")
     reference = configs[args.variants[-1]]
     val = validation_set(reference)
-    fill, fill_bins = mean_colour_fill(val)
-    rows = {"masked input": results[args.variants[-1]]["masked_input"],
-            "mean-colour fill": fill,
+    fill = evaluate(MeanColourFill(), val, torch.device("cpu"))
+    rows = {"masked input": results[args.variants[-1]]["masked_input"], "mean-colour fill": fill["model"],
             **{f"untrained {name}": metrics for name, metrics in untrained.items()},
             **{name: r["model"] for name, r in results.items()}}
-    log(f"{'':<20}{'PSNR (dB)':>10}{'SSIM':>8}{'L1 hole':>9}{'L1':>8}")
+    print(f"{'':<20}{'PSNR (dB)':>10}{'SSIM':>8}{'L1 hole':>9}{'L1':>8}")
     for name, m in rows.items():
-        log(f"{name:<20}{m['psnr']:10.2f}{m['ssim']:8.4f}{m['l1_hole']:9.4f}{m['l1']:8.4f}")
-    per_bin = metrics_per_bin(results, fill_bins)
+        print(f"{name:<20}{m['psnr']:10.2f}{m['ssim']:8.4f}{m['l1_hole']:9.4f}{m['l1']:8.4f}")
+    per_bin = metrics_per_bin(results, fill)
     bin_header, bin_rows = bin_table(per_bin)
-    log("\nper hole-coverage bin, PSNR (dB) / SSIM / L1 hole:")
-    for line in markdown_table(bin_header, bin_rows):
-        log(line)
+    print("\nper hole-coverage bin, PSNR (dB) / SSIM / L1 hole:", *markdown_table(bin_header, bin_rows), sep="\n")
 
-    log("\n[4/4] figures")
+    print("\n[4/4] figures")
     figure4(generators, val, out / "figure4_inpainting.png")
     plot_training_curves(runs, out / "training_curves.png", [("loss_l1_hole", "L1 in the hole ([-1, 1] scale)"),
                                                              ("model/psnr", "PSNR on held-out photographs (dB)")])
@@ -181,10 +164,9 @@ def main(argv=None) -> int:
              f"Tiny Global&Local models trained on the embedded photographs ({reference.DATASETS.IMAGE_SIZE}x"
              f"{reference.DATASETS.IMAGE_SIZE} views, DeepFill v2 training masks), evaluated on {len(val)} fixed "
              f"(image, mask) pairs of {val.num_images} held-out photographs, the masks from the seeded set binned by "
-             f"hole coverage. Metrics on [0, 1] images; L1 hole = mean absolute error "
-             f"inside the hole; 'masked input' is the generator's input (hole at mid-grey), 'mean-colour fill' fills "
-             f"each hole with its image's mean known colour (no learning), 'untrained' is each model at "
-             f"initialization.", ""]
+             "hole coverage. Metrics on [0, 1] images; L1 hole = mean absolute error inside the hole; 'masked input' "
+             "is the generator's input (hole at mid-grey), 'mean-colour fill' fills each hole with its image's mean "
+             "known colour (no learning), 'untrained' is each model at initialization.", ""]
     lines += markdown_table(["model", "PSNR (dB)", "SSIM", "L1 hole", "L1", "generator parameters", "iterations",
                              "train time (s)"],
                             [[name, f"{m['psnr']:.2f}", f"{m['ssim']:.4f}", f"{m['l1_hole']:.4f}", f"{m['l1']:.4f}",
@@ -195,11 +177,10 @@ def main(argv=None) -> int:
     lines += ["", f"Training masks (a box and brush strokes) at 256x256: {100 * mask_stats['hole_fraction_mean']:.1f}% "
               f"+- {100 * mask_stats['hole_fraction_std']:.1f}% hole.", "",
               "Figures: figure4_inpainting.png (the paper's Figure 4 layout, one row per coverage bin), "
-              "free_form_masks.png, "
-              "training_curves.png; sample grids during training in runs/*/samples/."]
+              "free_form_masks.png, training_curves.png; sample grids during training in runs/*/samples/."]
     write_summary(out, summary, lines)
-    log(f"\nwrote {out}/: metrics.json, summary.md, figure4_inpainting.png, free_form_masks.png, training_curves.png "
-        f"({time.perf_counter() - started:.0f}s)")
+    print(f"\nwrote {out}/: metrics.json, summary.md, figure4_inpainting.png, free_form_masks.png, training_curves.png "
+          f"({time.perf_counter() - started:.0f}s)")
     return 0
 
 

@@ -43,50 +43,27 @@ GENERATOR_LAYERS = (
 )
 
 
-class ConvBlock(nn.Module):
-    """conv -> BN -> ReLU; with partial=True the conv is a PartialConv2d and the mask is updated."""
+def apply_conv(conv: nn.Module | None, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """A PartialConv2d takes and updates the mask; a plain conv leaves it as it is; None is the identity."""
+    if isinstance(conv, PartialConv2d):
+        return conv(x, mask)
+    return (x if conv is None else conv(x)), mask
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int = 1, dilation: int = 1,
-                 partial: bool = False):
+
+class Block(nn.Module):
+    """[x2 upsampler ->] conv -> BN -> ReLU; after the upsampler the mask (if any) is upsampled by nearest
+    neighbour. conv None: the upsampler (a deconvolution) changes the channels itself."""
+
+    def __init__(self, out_channels: int, conv: nn.Module | None, up: nn.Module | None = None):
         super().__init__()
-        conv = PartialConv2d if partial else nn.Conv2d
-        self.conv = conv(in_channels, out_channels, kernel, stride=stride, padding=dilation * (kernel - 1) // 2,
-                         dilation=dilation)
-        self.norm = nn.BatchNorm2d(out_channels)
-        self.partial = partial
+        self.up, self.conv, self.norm = up, conv, nn.BatchNorm2d(out_channels)
 
     def forward(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        if self.partial:
-            x, mask = self.conv(x, mask)
-        else:
-            x = self.conv(x)
-        return F.relu(self.norm(x)), mask
-
-
-class UpBlock(nn.Module):
-    """x2 upsampling from in_channels to out_channels: deconvolution, or CARAFE followed by a 3x3 conv."""
-
-    def __init__(self, in_channels: int, out_channels: int, upsampler: str, partial: bool, carafe: dict):
-        super().__init__()
-        self.upsampler = upsampler
-        # the deconvolution changes the channels itself; CARAFE keeps them and the 3x3 convolution after it does
-        deconv = upsampler == "deconv"
-        self.up = build_upsampler(upsampler, in_channels, 2, out_channels=out_channels if deconv else in_channels,
-                                  **upsampler_options(carafe))
-        conv = PartialConv2d if partial else nn.Conv2d
-        self.conv = None if deconv else conv(in_channels, out_channels, 3, padding=1)
-        self.norm = nn.BatchNorm2d(out_channels)
-        self.partial = partial
-
-    def forward(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        x = self.up(x)
-        if mask is not None:
-            mask = F.interpolate(mask, size=x.shape[-2:], mode="nearest")
-        if self.conv is not None:
-            if self.partial:
-                x, mask = self.conv(x, mask)
-            else:
-                x = self.conv(x)
+        if self.up is not None:
+            x = self.up(x)
+            if mask is not None:
+                mask = F.interpolate(mask, size=x.shape[-2:], mode="nearest")
+        x, mask = apply_conv(self.conv, x, mask)
         return F.relu(self.norm(x)), mask
 
 
@@ -107,19 +84,25 @@ class GLGenerator(nn.Module):
         if width < 2 or width % 2:
             raise ValueError(f"MODEL.WIDTH must be an even number >= 2, got {width}")
         carafe = {"UP_KERNEL": 5, "UP_GROUP": 1, "ENCODER_KERNEL": 3, "COMPRESSED_CHANNELS": 64, **(carafe or {})}
-        self.upsampler, self.conv_type, self.width = upsampler, conv, width
         self.partial = conv == "partial"
         channels = 3 if self.partial else 4
+        make_conv = PartialConv2d if self.partial else nn.Conv2d
+        options = upsampler_options(carafe)
         blocks = []
         for spec in GENERATOR_LAYERS:
             out = spec[0] * width // 64
-            if spec[1] == "up":
-                blocks.append(UpBlock(channels, out, upsampler, self.partial, carafe))
-            else:
-                blocks.append(ConvBlock(channels, out, *spec[1:], partial=self.partial))
+            if spec[1] != "up":
+                kernel, stride, dilation = spec[1:]
+                blocks.append(Block(out, make_conv(channels, out, kernel, stride=stride, dilation=dilation,
+                                                   padding=dilation * (kernel - 1) // 2)))
+            elif upsampler == "deconv":  # the deconvolution changes the channels itself
+                blocks.append(Block(out, None, build_upsampler(upsampler, channels, 2, out_channels=out, **options)))
+            else:  # CARAFE keeps them, and the 3x3 convolution after it changes them
+                up = build_upsampler(upsampler, channels, 2, **options)
+                blocks.append(Block(out, make_conv(channels, out, 3, padding=1), up))
             channels = out
         self.blocks = nn.ModuleList(blocks)
-        self.output = (PartialConv2d if self.partial else nn.Conv2d)(channels, 3, 3, padding=1)
+        self.output = make_conv(channels, 3, 3, padding=1)
 
     def forward(self, image: Tensor, mask: Tensor) -> Tensor:
         if image.dim() != 4 or image.shape[1] != 3 or mask.dim() != 4 or mask.shape[1] != 1 \
@@ -129,16 +112,11 @@ class GLGenerator(nn.Module):
         if image.shape[2] % 4 or image.shape[3] % 4:
             raise ValueError(f"GLGenerator: height and width must be multiples of 4 (two stride-2 stages), got "
                              f"{image.shape[2]}x{image.shape[3]}")
-        valid = 1.0 - mask
-        x = image * valid
-        if self.partial:
-            state = valid
-        else:
-            x, state = torch.cat([x, mask], dim=1), None
+        x = image * (1.0 - mask)
+        x, state = (x, 1.0 - mask) if self.partial else (torch.cat([x, mask], dim=1), None)
         for block in self.blocks:
             x, state = block(x, state)
-        x = self.output(x, state)[0] if self.partial else self.output(x)
-        return torch.tanh(x)
+        return torch.tanh(apply_conv(self.output, x, state)[0])
 
 
 def complete(prediction: Tensor, image: Tensor, mask: Tensor) -> Tensor:

@@ -37,10 +37,9 @@ class PartialConv2d(nn.Conv2d):
         self.slide_winsize = float(mask_channels * self.kernel_size[0] * self.kernel_size[1])
 
     def forward(self, input: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if mask is None:
-            channels = self.in_channels if self.multi_channel else 1
-            mask = input.new_ones(input.shape[0], channels, *input.shape[2:])
         expected = self.in_channels if self.multi_channel else 1
+        if mask is None:
+            mask = input.new_ones(input.shape[0], expected, *input.shape[2:])
         if mask.dim() != 4 or mask.shape[1] != expected or mask.shape[2:] != input.shape[2:] \
                 or mask.shape[0] not in (1, input.shape[0]):
             kind = "multi-channel" if self.multi_channel else "single-channel"
