@@ -61,6 +61,8 @@ def _candidates():
 @functools.lru_cache(maxsize=8)
 def binned_candidates(size: int, seed: int, count: int) -> tuple[int, ...]:
     """The candidate index (in seeded_mask(size, size, seed, ·)) of each of the `count` entries of the binned set."""
+    if count < 1:
+        raise ConfigError(f"the mask set needs a count >= 1, got {count}")
     needed = [len(range(b, count, len(COVERAGE_BINS))) for b in range(len(COVERAGE_BINS))]
     found: list[list[int]] = [[] for _ in COVERAGE_BINS]
     limit = CANDIDATES_PER_MASK * max(needed)

@@ -23,13 +23,14 @@ BackboneWeightsError = CheckpointError
 
 
 class ResNetBackbone(nn.Module):
-    """torchvision's ResNet-50 without its pooling and classifier: stem (conv 7x7/2, max-pool /2), then layer1..4."""
+    """torchvision's ResNet without its pooling and classifier: stem (conv 7x7/2, max-pool /2), then layer1..4."""
 
     def __init__(self, resnet: torchvision.models.ResNet):
         super().__init__()
         self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4
-        self.out_channels = [256, 512, 1024, 2048]
+        self.out_channels = [(block.bn3 if hasattr(block, "bn3") else block.bn2).num_features
+                             for block in (layer[-1] for layer in (self.layer1, self.layer2, self.layer3, self.layer4))]
 
     def forward(self, x: Tensor) -> list[Tensor]:
         c2 = self.layer1(self.stem(x))
@@ -66,7 +67,8 @@ class DeepStemResNet(nn.Module):
             layer += [Bottleneck(width * 4, width) for _ in range(count - 1)]
             setattr(self, f"layer{number}", nn.Sequential(*layer))
             in_channels = width * 4
-        self.out_channels = [256, 512, 1024, 2048]
+        self.out_channels = [(block.bn3 if hasattr(block, "bn3") else block.bn2).num_features
+                             for block in (layer[-1] for layer in (self.layer1, self.layer2, self.layer3, self.layer4))]
         # the official init: convs N(0, sqrt(2 / (k*k*out_channels))), BatchNorm weight 1 and bias 0
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
