@@ -10,7 +10,17 @@ import sys
 import time
 from pathlib import Path
 
+from .cli import CommandLineParser
 from .progress import read_metrics
+
+
+def demo_argument_parser(task: str, doc: str) -> CommandLineParser:
+    """`python -m carafe_<task>.demo`'s command line: --output (default demo_output/carafe-<task>), the task adds
+    its own flags; errors are one line and exit status 2, as in every command."""
+    parser = CommandLineParser(prog=f"python -m carafe_{task}.demo", description=doc.split("\n\n")[0])
+    parser.add_argument("--output", type=Path, default=Path(f"demo_output/carafe-{task}"),
+                        help="folder for the metrics, the summary and the figures")
+    return parser
 
 
 def train_side_by_side(module: str, runs: dict[str, list[str]], log_dir: Path) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 from carafe_engine import plot_training_curves, read_image
-from carafe_engine.demo import markdown_table, train_side_by_side, write_summary
+from carafe_engine.demo import demo_argument_parser, markdown_table, train_side_by_side, write_summary
 
 from ..configs import resolve_config_path
 from ..data.shapes import make_shapes_dataset
@@ -78,8 +78,7 @@ def summary_lines(metrics: dict, args) -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m carafe_det.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, default=Path("demo_output/carafe-det"))
+    parser = demo_argument_parser("det", __doc__)
     parser.add_argument("--train", type=int, default=400, help="training images to generate")
     parser.add_argument("--val", type=int, default=100, help="validation images to generate")
     parser.add_argument("--size", type=int, default=128, help="image side")

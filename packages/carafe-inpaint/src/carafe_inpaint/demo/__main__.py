@@ -10,7 +10,6 @@ model's training folder under runs/.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import time
@@ -23,7 +22,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from carafe_engine import plot_training_curves  # noqa: E402
-from carafe_engine.demo import markdown_table, train_side_by_side, training_seconds, write_summary  # noqa: E402
+from carafe_engine.demo import (demo_argument_parser, markdown_table, train_side_by_side, training_seconds,  # noqa: E402
+                                 write_summary)
 
 from ..config import VARIANT_LABELS, get_config  # noqa: E402
 from ..data.mask_set import BIN_LABELS  # noqa: E402
@@ -91,8 +91,7 @@ def figure4(generators: dict[str, torch.nn.Module], val, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m carafe_inpaint.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, default=Path("demo_output/carafe-inpaint"))
+    parser = demo_argument_parser("inpaint", __doc__)
     parser.add_argument("--iters", type=int, default=None, help="training iterations per model (default: the "
                         "tiny configs' SOLVER.MAX_ITER)")
     parser.add_argument("--variants", nargs="+", default=["baseline", "CARAFE"], choices=list(VARIANT_CONFIGS))

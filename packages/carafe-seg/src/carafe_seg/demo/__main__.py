@@ -12,7 +12,6 @@ data/ (the dataset).
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import time
@@ -20,7 +19,8 @@ from pathlib import Path
 
 import torch
 from carafe_engine import plot_training_curves
-from carafe_engine.demo import markdown_table, train_side_by_side, training_seconds, write_summary
+from carafe_engine.demo import (demo_argument_parser, markdown_table, train_side_by_side, training_seconds,
+                                 write_summary)
 
 from ..cli.predict import main as predict
 from ..config import load_seg_config
@@ -33,8 +33,7 @@ MODELS = {"bilinear": "tiny.yaml", "CARAFE": "tiny_carafe.yaml"}
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m carafe_seg.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, default=Path("demo_output/carafe-seg"))
+    parser = demo_argument_parser("seg", __doc__)
     parser.add_argument("--train", type=int, default=96, help="training scenes")
     parser.add_argument("--val", type=int, default=24, help="validation scenes")
     parser.add_argument("--epochs", type=int, default=10, help="passes over the training scenes (SOLVER.EPOCHS)")
