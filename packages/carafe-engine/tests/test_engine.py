@@ -173,14 +173,19 @@ def test_training_refuses_to_overwrite_another_runs_checkpoints(tmp_path):
     check_training_output_dir(tmp_path, resume=True)
 
 
-def test_checkpoints_get_the_folders_file_mode(tmp_path):
+def test_output_files_get_the_folders_file_mode(tmp_path):
     from carafe_engine import save_and_point
+    from carafe_engine.progress import append_metrics, truncate_metrics, write_json_atomic
 
     save_and_point(tmp_path, "model_final.pth", {})
+    write_json_atomic(tmp_path / "eval.json", {"iteration": 1})
+    append_metrics(tmp_path, {"iteration": 1})
+    append_metrics(tmp_path, {"iteration": 2})
+    truncate_metrics(tmp_path, 1)  # rewritten on resume
     other = tmp_path / "log.txt"
     other.write_text("")
-    assert (tmp_path / "model_final.pth").stat().st_mode & 0o777 == other.stat().st_mode & 0o777
-    assert (tmp_path / "last_checkpoint").stat().st_mode & 0o777 == other.stat().st_mode & 0o777
+    for name in ("model_final.pth", "last_checkpoint", "eval.json", "metrics.jsonl"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == other.stat().st_mode & 0o777, name
 
 
 def test_metrics_after_the_resumed_iteration_are_dropped(tmp_path):
