@@ -75,7 +75,6 @@ def test_predict_user_errors(task, tmp_path):
 def test_demo_argument_errors(task, tmp_path):
     """The demos (python -m carafe_<task>.demo) follow the contract too."""
     command = f"python -m carafe_{task}.demo"
-    result = subprocess.run([sys.executable, "-m", f"carafe_{task}.demo", "--output"], capture_output=True, text=True,
-                            cwd=tmp_path, timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": str(BIN)})
+    result = run(Path(sys.executable).name, "-m", f"carafe_{task}.demo", "--output", cwd=tmp_path)
     assert_user_error(result, command, "--output")
     assert not any(tmp_path.iterdir())

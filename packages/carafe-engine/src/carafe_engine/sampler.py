@@ -66,11 +66,15 @@ class TrainingSampler(torch.utils.data.Sampler):
         """The global batches (dataset indices) of one epoch."""
         rng = sample_rng(self.seed, 0x5A3B, epoch)
         order = rng.permutation(self.dataset_size)
-        groups = [order] if self.group_ids is None else [order[self.group_ids[order] == group]
-                                                         for group in np.unique(self.group_ids)]
+        if self.group_ids is None:
+            groups = [order]
+        else:  # each group's members in the epoch's order
+            groups = [order[self.group_ids[order] == group] for group in np.unique(self.group_ids)]
         size = self.batch_size
         batches = [batch for members in groups for batch in members[:len(members) // size * size].reshape(-1, size)]
-        return batches if self.group_ids is None else [batches[i] for i in rng.permutation(len(batches))]
+        if self.group_ids is not None:  # the groups' batches interleaved
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
 
     def global_batch(self, iteration: int) -> list[Sample]:
         epoch, step = divmod(iteration, self.batches_per_epoch)

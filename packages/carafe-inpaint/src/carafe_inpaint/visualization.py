@@ -23,11 +23,14 @@ def masked_view(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def image_grid(rows: list[list[torch.Tensor]], path: str | Path, gap: int = 2) -> None:
-    """rows (as many tiles in each) of (3, H, W) tensors in [-1, 1] -> one PNG, white gaps between the tiles."""
-    tiles = np.stack([[to_uint8(t) for t in row] for row in rows])  # (rows, columns, H, W, 3)
-    tiles = np.pad(tiles, ((0, 0), (0, 0), (0, gap), (0, gap), (0, 0)), constant_values=255)
-    r, c, h, w, _ = tiles.shape
-    write_image(path, tiles.transpose(0, 2, 1, 3, 4).reshape(r * h, c * w, 3)[:r * h - gap, :c * w - gap])
+    """rows of (3, H, W) tensors in [-1, 1] -> one PNG, white gaps between the tiles."""
+    tiles = [[to_uint8(t) for t in row] for row in rows]
+    h, w = tiles[0][0].shape[:2]
+    canvas = np.full((len(tiles) * (h + gap) - gap, max(map(len, tiles)) * (w + gap) - gap, 3), 255, np.uint8)
+    for r, row in enumerate(tiles):
+        for c, tile in enumerate(row):
+            canvas[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = tile
+    write_image(path, canvas)
 
 
 def pairs_per_bin(pairs) -> list[tuple[int, str]]:

@@ -17,10 +17,10 @@ import argparse
 import copy
 import functools
 import json
-from importlib.util import find_spec
 import platform
 import statistics
 import time
+from importlib.util import find_spec
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -92,7 +92,7 @@ def _l2_flush_buffer(device: torch.device) -> torch.Tensor:
     return torch.empty(256 * 2**20, dtype=torch.uint8, device=device)
 
 
-def no_grad(fn: Callable, *args) -> Callable[[], object]:
+def without_grad(fn: Callable, *args) -> Callable[[], object]:
     """fn(*args) as a call without autograd, to time."""
     def run():
         with torch.no_grad():
@@ -198,9 +198,11 @@ def _cases(wl: Workload, dtype: torch.dtype, device: torch.device, with_referenc
     def fwd_bwd(f):
         return lambda: torch.autograd.grad(f(), (x, m), grad, allow_unused=True)
 
-    op_bwd_only = lambda: torch.ops.carafe.reassemble_backward(grad, x.detach(), m.detach(), k, g, s)  # noqa: E731
+    def op_bwd_only():
+        return torch.ops.carafe.reassemble_backward(grad, x.detach(), m.detach(), k, g, s)
+
     cases = [
-        ("carafe", "forward", no_grad(carafe, x, m, k, g, s), fwd_bytes, op_flops),
+        ("carafe", "forward", without_grad(carafe, x, m, k, g, s), fwd_bytes, op_flops),
         ("carafe", "backward", op_bwd_only, bwd_bytes, 2 * op_flops),
         ("carafe", "forward+backward", fwd_bwd(lambda: carafe(x, m, k, g, s)), fwd_bytes + bwd_bytes, 3 * op_flops),
     ]
@@ -216,10 +218,10 @@ def _cases(wl: Workload, dtype: torch.dtype, device: torch.device, with_referenc
     unfused.load_state_dict(pack.state_dict())
     deconv = torch.nn.ConvTranspose2d(c, c, 4, stride=2, padding=1).to(device=device, dtype=dtype)
     # CARAFEPack's flops, convolutions included, as FlopCounterMode counts the forward; the backward costs twice
-    pack_flops = counted_flops(no_grad(pack, x))
+    pack_flops = counted_flops(without_grad(pack, x))
     for method, module in (("CARAFEPack", pack), ("unfused-pack", unfused)):
         cases += [
-            (method, "forward", no_grad(module, x), fwd_bytes, pack_flops),
+            (method, "forward", without_grad(module, x), fwd_bytes, pack_flops),
             (method, "forward+backward", fwd_bwd(lambda module=module: module(x)), fwd_bytes + bwd_bytes,
              3 * pack_flops),
         ]
@@ -230,7 +232,7 @@ def _cases(wl: Workload, dtype: torch.dtype, device: torch.device, with_referenc
     ]
     if s == 2:
         cases.append(("deconv-s2", "forward", lambda: deconv(x.detach()), interp_bytes,
-                      counted_flops(no_grad(deconv, x))))
+                      counted_flops(without_grad(deconv, x))))
     return cases
 
 
@@ -317,7 +319,7 @@ def detector_fpn(device: torch.device, image_size=(800, 1216), batch: int = 2, l
             sum(losses.values()).backward()
             model.zero_grad(set_to_none=True)
 
-        ms = measure_ms(no_grad(model.backbone.fpn, features), device)
+        ms = measure_ms(without_grad(model.backbone.fpn, features), device)
         peak = None
         if device.type == "cuda":
             training_step()

@@ -10,7 +10,7 @@ from dataclasses import asdict
 
 import torch
 
-from .bench import faster_rcnn_models, no_grad
+from .bench import faster_rcnn_models, without_grad
 from .modules import CARAFE, CARAFEPack
 
 
@@ -75,7 +75,7 @@ def detector_onnx(image_size, measure_ms, log=print) -> list[dict]:
         feeds = {"image": image.numpy()}
         ort_ms = measure_ms(lambda: session.run(None, feeds), cpu, min_time_s=0.0, max_reps=3)
 
-        eager = no_grad(model, [image])
+        eager = without_grad(model, [image])
         torch_ms = measure_ms(eager, cpu, min_time_s=0.0, max_reps=3)
         boxes, _, scores = session.run(None, feeds)
         expected = eager()[0]

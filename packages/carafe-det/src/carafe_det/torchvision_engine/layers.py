@@ -159,11 +159,10 @@ class ExactTransform(TrainTestTransform):
             return result
         for prediction, resized, original in zip(result, image_shapes, original_image_sizes):
             prediction["boxes"] = resize_boxes(prediction["boxes"], resized, original)
-            if "masks" in prediction and self.exact_paste:
-                prediction["masks"] = paste_masks_exact(prediction["masks"], prediction["boxes"], original[0],
-                                                        original[1])
-            elif "masks" in prediction:
-                prediction["masks"] = paste_masks_in_image(prediction["masks"], prediction["boxes"], original)
+            if "masks" in prediction:
+                masks, boxes = prediction["masks"], prediction["boxes"]
+                prediction["masks"] = (paste_masks_exact(masks, boxes, original[0], original[1]) if self.exact_paste
+                                       else paste_masks_in_image(masks, boxes, original))
         return result
 
 

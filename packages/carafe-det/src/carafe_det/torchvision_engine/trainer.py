@@ -148,8 +148,9 @@ class DetectionTrainer(Trainer):
     def evaluate(self) -> dict | None:
         metrics = evaluate(self.models["model"], self.test_set, self.device, self.cfg.MODEL.MASK_ON,
                            batch_size=self.cfg.TEST.IMS_PER_BATCH)
-        return None if metrics is None else {"dataset": self.test_set.image_dir.name, "images": len(self.test_set),
-                                             **metrics}
+        if metrics is None:
+            return None
+        return {"dataset": self.test_set.image_dir.name, "images": len(self.test_set), **metrics}
 
     def summarize(self, results: dict) -> str:
         return format_metrics(results, f"{self.test_set.annotation_file.name} ({results['images']} images)")

@@ -22,8 +22,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from carafe_engine import plot_training_curves  # noqa: E402
-from carafe_engine.demo import (demo_argument_parser, markdown_table, train_side_by_side, training_seconds,  # noqa: E402
-                                 write_summary)
+from carafe_engine.demo import (  # noqa: E402
+    demo_argument_parser, markdown_table, train_side_by_side, training_seconds, write_summary)
 
 from ..config import VARIANT_LABELS, get_config  # noqa: E402
 from ..data.mask_set import BIN_LABELS  # noqa: E402

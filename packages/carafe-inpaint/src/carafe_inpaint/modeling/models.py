@@ -112,8 +112,8 @@ class GLGenerator(nn.Module):
         if image.shape[2] % 4 or image.shape[3] % 4:
             raise ValueError(f"GLGenerator: height and width must be multiples of 4 (two stride-2 stages), got "
                              f"{image.shape[2]}x{image.shape[3]}")
-        x = image * (1.0 - mask)
-        x, state = (x, 1.0 - mask) if self.partial else (torch.cat([x, mask], dim=1), None)
+        valid = 1.0 - mask
+        x, state = (image * valid, valid) if self.partial else (torch.cat([image * valid, mask], dim=1), None)
         for block in self.blocks:
             x, state = block(x, state)
         return torch.tanh(apply_conv(self.output, x, state)[0])

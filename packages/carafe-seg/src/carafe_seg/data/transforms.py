@@ -42,7 +42,9 @@ def pad_batch(images: list[Tensor], targets: list[Tensor], divisor: int) -> tupl
     """Stacks images (3, h, w) and targets (h, w) of different sizes into (N, 3, H, W) and (N, H, W), H and W the
     largest sizes rounded up to a multiple of divisor; images are padded with 0 (the mean colour after
     normalization), targets with IGNORE_INDEX."""
-    height, width = (-(-max(sizes) // divisor) * divisor for sizes in zip(*(image.shape[1:] for image in images)))
+    height = max(image.shape[1] for image in images)
+    width = max(image.shape[2] for image in images)
+    height, width = -(-height // divisor) * divisor, -(-width // divisor) * divisor
     batch_images = images[0].new_zeros(len(images), 3, height, width)
     batch_targets = torch.full((len(images), height, width), IGNORE_INDEX, dtype=torch.int64)
     for i, (image, target) in enumerate(zip(images, targets)):
